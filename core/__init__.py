@@ -1,0 +1,1 @@
+"""Shared building blocks every stage uses: errors, logging, prompts, workers, files, video I/O."""
