@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -87,12 +88,18 @@ def require_dir(path: str | Path, what: str = "folder") -> Path:
     return path
 
 
+def natural_key(path: Path) -> list:
+    """Sort key that orders 99999.png before 100000.png (numbers compared as numbers)."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
+
+
 def list_images(folder: str | Path) -> list[Path]:
-    """Image files directly in `folder`, sorted by name; temporary files from killed writes are ignored."""
+    """Image files directly in `folder`, in natural name order; leftovers of killed writes are ignored."""
     folder = require_dir(folder, "image folder")
     return sorted(
-        p for p in folder.iterdir()
-        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and TEMP_MARK not in p.name
+        (p for p in folder.iterdir()
+         if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and TEMP_MARK not in p.name),
+        key=natural_key,
     )
 
 

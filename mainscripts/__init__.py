@@ -1,0 +1,1 @@
+"""One module per command: orchestration and user interaction, no algorithms."""
