@@ -1,0 +1,1 @@
+"""Faces: detection, landmarks, alignment and face types, masks, identity embeddings."""
