@@ -72,6 +72,47 @@ def _add_videoed(sub: argparse._SubParsersAction, common: list[argparse.Argument
                                                                a.fps, a.bitrate, a.include_audio, a.lossless))
 
 
+def _add_extract(sub: argparse._SubParsersAction, common: list[argparse.ArgumentParser]) -> None:
+    from mainscripts import extractor
+
+    p = sub.add_parser("extract", parents=common, help="detect, landmark and align faces into an aligned faceset",
+                       description="Turn a folder of frames into aligned face images (<frame>_<n>.jpg) carrying their "
+                                   "landmarks and crop matrix. Options left out are asked for (defaults in scripts).")
+    p.add_argument("--input-dir", required=True, help="folder of frames, e.g. workspace/data_src")
+    p.add_argument("--output-dir", required=True, help="aligned faces folder, e.g. workspace/data_src/aligned")
+    p.add_argument("--detector", choices=(*extractor.AUTO_DETECTORS, "manual"), default=None,
+                   help="face detector (default centerface); manual opens a window to place each face")
+    p.add_argument("--face-type", default=None, metavar="{h,mf,f,wf,head}",
+                   help="half_face, midfull_face, full_face, whole_face (default) or head; short codes accepted")
+    p.add_argument("--max-faces-from-image", type=int, default=None, dest="max_faces",
+                   help="keep the N largest faces of each frame (default 0 = all)")
+    p.add_argument("--image-size", type=int, default=None, help="aligned face size in pixels (default 512, 768 for head)")
+    p.add_argument("--jpeg-quality", type=int, default=None, help="JPEG quality 1-100 (default 90)")
+    debug_out = p.add_mutually_exclusive_group()
+    debug_out.add_argument("--output-debug", action="store_true", default=None,
+                           help="also write <output-dir>_debug/<frame>.jpg with landmarks, detector box and crop drawn")
+    debug_out.add_argument("--no-output-debug", action="store_false", dest="output_debug")
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: half the CPU cores; 0 = in this process)")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", default=None, help="continue a partly extracted folder")
+    again.add_argument("--force", action="store_false", dest="resume",
+                       help="delete faces already in the output folder and start over")
+    p.add_argument("--reference-face", nargs="+", default=(), metavar="IMG",
+                   help="keep only faces of the person in these photos (identity filter)")
+    p.add_argument("--identity-threshold", type=float, default=0.6,
+                   help="max face-embedding distance to the reference photos (default 0.6; lower = stricter)")
+    p.add_argument("--smooth-landmarks", action="store_true",
+                   help="smooth landmarks across consecutive video frames (removes jitter, no lag)")
+    p.add_argument("--manual-fix", action="store_true", help="after the automatic pass, place faces by hand in frames where none was found")
+    p.add_argument("--manual-window-size", type=int, default=1368, help="width of the manual window (default 1368)")
+    p.set_defaults(func=lambda a: extractor.extract(
+        a.input_dir, a.output_dir, detector=a.detector, face_type=a.face_type, max_faces=a.max_faces,
+        image_size=a.image_size, jpeg_quality=a.jpeg_quality, output_debug=a.output_debug, workers=a.workers,
+        resume=a.resume, reference_faces=a.reference_face, identity_threshold=a.identity_threshold,
+        smooth_landmarks=a.smooth_landmarks, manual_fix=a.manual_fix, manual_window_size=a.manual_window_size,
+        debug=getattr(a, "debug", False)))
+
+
 def _add_demo(sub: argparse._SubParsersAction, common: list[argparse.ArgumentParser]) -> None:
     from mainscripts import demo
 
@@ -90,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = [_debug_parent()]
     _add_videoed(sub, common)
+    _add_extract(sub, common)
     _add_demo(sub, common)
     return parser
 

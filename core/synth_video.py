@@ -33,32 +33,35 @@ class SynthVideo:
 
 
 def smooth_motion(n_frames: int, photo_size: tuple[int, int], frame_size: tuple[int, int], *,
-                  seed: int = 0, shift: float = 0.08, rotation_deg: float = 6.0, zoom: float = 0.06) -> list[np.ndarray]:
-    """Photo->frame matrices for a slow hand-held-camera drift: the photo fits the frame, then
-    pans by up to `shift` of the frame, turns by up to `rotation_deg` and zooms by up to `zoom`."""
+                  focus: tuple[float, float, float, float] | None = None, seed: int = 0, shift: float = 0.08,
+                  rotation_deg: float = 6.0, zoom: float = 0.06) -> list[np.ndarray]:
+    """Photo->frame matrices for a slow hand-held-camera drift.
+
+    The `focus` box of the photo (l, t, r, b; default the whole photo) is fitted into the frame and
+    centred, then the view pans by up to `shift` of the frame, turns by up to `rotation_deg` and
+    zooms by up to `zoom`, each a slow sine with a random phase (from `seed`).
+    """
     rng = np.random.default_rng(seed)
-    pw, ph = photo_size
     fw, fh = frame_size
-    base_scale = min(fw / pw, fh / ph)
+    l, t, r, b = focus if focus is not None else (0, 0, photo_size[0], photo_size[1])
+    base_scale = min(fw / (r - l), fh / (b - t))
+    fx, fy = (l + r) / 2, (t + b) / 2
     phases = rng.uniform(0, 2 * np.pi, size=4)
     periods = rng.uniform(0.6, 1.4, size=4) * max(n_frames, 2)
     mats = []
-    for t in range(n_frames):
-        wave = np.sin(2 * np.pi * t / periods + phases)
-        angle = rotation_deg * wave[0]
-        scale = base_scale * (1.0 + zoom * wave[1])
-        cx = fw / 2 + shift * fw * wave[2]
-        cy = fh / 2 + shift * fh * wave[3]
-        m = cv2.getRotationMatrix2D((pw / 2, ph / 2), angle, scale)
-        m[:, 2] += np.array([cx - pw / 2, cy - ph / 2])
+    for i in range(n_frames):
+        wave = np.sin(2 * np.pi * i / periods + phases)
+        m = cv2.getRotationMatrix2D((fx, fy), rotation_deg * wave[0], base_scale * (1.0 + zoom * wave[1]))
+        m[:, 2] += np.array([fw / 2 + shift * fw * wave[2] - fx, fh / 2 + shift * fh * wave[3] - fy])
         mats.append(m.astype(np.float64))
     return mats
 
 
 def render_frames(photo_bgr: np.ndarray, matrices: list[np.ndarray], frame_size: tuple[int, int]) -> Iterator[np.ndarray]:
-    """The photo warped by each matrix onto a frame of `frame_size` (w, h), edges replicated."""
+    """The photo warped by each matrix onto a frame of `frame_size` (w, h); outside the photo is black
+    (a mirrored border would show phantom faces)."""
     for m in matrices:
-        yield cv2.warpAffine(photo_bgr, m, frame_size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        yield cv2.warpAffine(photo_bgr, m, frame_size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
 
 
 def write_video(path: str | Path, frames: Iterator[np.ndarray], *, fps: int, frame_size: tuple[int, int],
@@ -81,13 +84,14 @@ def write_video(path: str | Path, frames: Iterator[np.ndarray], *, fps: int, fra
 
 def make_video_from_photo(photo_path: str | Path, out_path: str | Path, *, seconds: float = 2.0, fps: int = 25,
                           frame_size: tuple[int, int] = (320, 240), audio_hz: float | None = 440.0,
-                          seed: int = 0, **motion) -> SynthVideo:
+                          seed: int = 0, focus: tuple[float, float, float, float] | None = None,
+                          **motion) -> SynthVideo:
     """One call for tests and the demo: photo in, moving clip (with tone) out, matrices returned."""
     photo = cv2.imread(str(photo_path), cv2.IMREAD_COLOR)
     if photo is None:
         raise FileNotFoundError(photo_path)
     n = int(round(seconds * fps))
-    mats = smooth_motion(n, (photo.shape[1], photo.shape[0]), frame_size, seed=seed, **motion)
+    mats = smooth_motion(n, (photo.shape[1], photo.shape[0]), frame_size, focus=focus, seed=seed, **motion)
     write_video(out_path, render_frames(photo, mats, frame_size), fps=fps, frame_size=frame_size,
                 n_frames=n, audio_hz=audio_hz)
     return SynthVideo(Path(out_path), fps, frame_size[0], frame_size[1], mats)

@@ -12,9 +12,10 @@ import sys
 from pathlib import Path
 
 from core import log
+from core.errors import UserError
 from core.synth_video import make_video_from_photo
 from core.video import probe
-from mainscripts import video_ed
+from mainscripts import extractor, video_ed
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_PHOTOS = REPO / "tests" / "data" / "faces"
@@ -30,6 +31,17 @@ def _announce(*args: str) -> None:
     log.info(f"\n==> {command}")
 
 
+def _head_and_shoulders(photo: Path) -> tuple[float, float, float, float]:
+    """The part of a portrait to film: the detected face, widened to show head and shoulders."""
+    from core.image_io import read_image
+    from facelib.detectors import detect
+    faces = detect(read_image(photo))
+    if not faces:
+        raise UserError("no face found in a demo photo", photo)
+    (cx, cy), side = faces[0].centre, max(faces[0].width, faces[0].height)
+    return cx - 1.6 * side, cy - 1.0 * side, cx + 1.6 * side, cy + 1.4 * side
+
+
 def _ensure_video(path: Path, photo: Path, audio_hz: float | None, seed: int) -> None:
     if path.exists():
         try:
@@ -40,7 +52,7 @@ def _ensure_video(path: Path, photo: Path, audio_hz: float | None, seed: int) ->
             log.warning(f"{path} is unreadable; making it again")
     log.info(f"Making {path.name} from {photo.name} (public domain, see tests/data/ORIGIN.md)")
     make_video_from_photo(photo, path, seconds=DEMO_SECONDS, fps=DEMO_FPS, frame_size=DEMO_FRAME_SIZE,
-                          audio_hz=audio_hz, seed=seed)
+                          audio_hz=audio_hz, seed=seed, focus=_head_and_shoulders(photo))
 
 
 def run_demo(workspace: str) -> Path:
@@ -57,8 +69,20 @@ def run_demo(workspace: str) -> Path:
         (["videoed", "extract-video", "--input-file", str(dst_video), "--output-dir", str(ws / "data_dst"),
           "--output-ext", "png", "--fps", "0"],
          lambda: video_ed.extract_video(str(dst_video), str(ws / "data_dst"), "png", 0)),
-        # Extraction, training and merging join here as they land; until then the "result" is the
-        # destination re-encoded with its audio, which exercises the final stage end to end.
+        (["extract", "--input-dir", str(ws / "data_src"), "--output-dir", str(ws / "data_src" / "aligned"),
+          "--detector", "centerface", "--face-type", "wf", "--max-faces-from-image", "0", "--image-size", "512",
+          "--jpeg-quality", "90", "--no-output-debug", "--resume"],
+         lambda: extractor.extract(str(ws / "data_src"), str(ws / "data_src" / "aligned"), detector="centerface",
+                                   face_type="wf", max_faces=0, image_size=512, jpeg_quality=90,
+                                   output_debug=False, resume=True)),
+        (["extract", "--input-dir", str(ws / "data_dst"), "--output-dir", str(ws / "data_dst" / "aligned"),
+          "--detector", "centerface", "--face-type", "wf", "--max-faces-from-image", "0", "--image-size", "512",
+          "--jpeg-quality", "90", "--output-debug", "--resume"],
+         lambda: extractor.extract(str(ws / "data_dst"), str(ws / "data_dst" / "aligned"), detector="centerface",
+                                   face_type="wf", max_faces=0, image_size=512, jpeg_quality=90,
+                                   output_debug=True, resume=True)),
+        # Training and merging join here as they land; until then the "result" is the destination
+        # re-encoded with its audio, which exercises the final stage end to end.
         (["videoed", "video-from-sequence", "--input-dir", str(ws / "data_dst"), "--output-file", str(ws / "result.mp4"),
           "--reference-file", str(dst_video), "--include-audio", "--bitrate", "16"],
          lambda: video_ed.video_from_sequence(str(ws / "data_dst"), str(ws / "result.mp4"), str(dst_video),

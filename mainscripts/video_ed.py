@@ -162,7 +162,8 @@ def denoise_image_sequence(input_dir: str, factor: int | None = None) -> int:
     log.info(f"Denoising {len(images)} frames in {folder} with factor {factor}")
     with _staging_dir(folder, "denoise") as staging:
         src = ffmpeg.input("pipe:", format="image2pipe", vcodec=codec, framerate=25)
-        out = (src.filter("hqdn3d", factor, factor, 5, 5)
+        # Filter in planar RGB: letting ffmpeg pick a 4:2:0 format would blur colour for every factor.
+        out = (src.filter("format", "gbrp").filter("hqdn3d", factor, factor, 5, 5)
                .output(str(staging / f"%06d.{out_ext}"), fps_mode="passthrough",
                        **_frame_output_options("png" if out_ext == "png" else "jpg")))
         run_ffmpeg(out.get_args(), path=folder, total_frames=len(images), desc="Denoising",

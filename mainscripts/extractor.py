@@ -1,0 +1,387 @@
+"""`extract`: frames in, aligned faceset out (detect -> 68 landmarks -> align -> JPEG with FaceMeta).
+
+Frames are processed by a pool of worker processes, each loading its models once. Every face file is
+written atomically and every finished frame is appended to a journal in the output folder, so a
+killed run resumes exactly where it stopped (frames with no face included) and never leaves a
+truncated JPEG. With `--smooth-landmarks` the landmarks of the whole sequence are found first,
+smoothed across frames, and only then aligned and written.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from core import interact, log
+from core.aligned_face import FaceMeta, write_aligned_face
+from core.errors import UserError
+from core.fileio import ensure_writable_dir, list_images, require_dir
+from core.image_io import read_image, write_image
+from core.workers import default_worker_count, run_pool
+from facelib.align import align, invert_affine, landmarks_to_rect, transform_points
+from facelib.detected_face import DetectedFace
+from facelib.draw import BLUE, RED, draw_crop_square, draw_landmarks, draw_rect
+from facelib.face_type import FaceType
+
+EXTRACT_FACE_TYPES = ("half_face", "midfull_face", "full_face", "whole_face", "head")
+AUTO_DETECTORS = ("centerface", "dlib-hog")
+JOURNAL_NAME = ".extract_journal.jsonl"
+DEBUG_JPEG_QUALITY = 50
+MAX_CROP_TO_RECT_AREA = 4.0  # DFL's sanity filter: a crop far larger than the detector box is a bad fit
+
+
+@dataclass(frozen=True)
+class ExtractSettings:
+    """Everything a worker needs to turn a frame into aligned faces (picklable, sent once per worker)."""
+
+    output_dir: Path
+    detector: str = "centerface"
+    face_type: str = "whole_face"
+    image_size: int = 512
+    jpeg_quality: int = 90
+    max_faces: int = 0  # 0 = all
+    min_face: int = 32
+    debug_dir: Path | None = None
+    reference_faces: tuple[Path, ...] = ()
+    identity_threshold: float = 0.6
+
+
+@dataclass
+class FrameJob:
+    """One frame to process; `faces` given means detection already happened (smoothing, manual)."""
+
+    path: Path
+    faces: list[DetectedFace] | None = None
+    detect_only: bool = False
+
+
+@dataclass
+class FrameOutcome:
+    frame: str
+    faces_written: int = 0
+    faces: list[DetectedFace] = field(default_factory=list)  # filled for detect_only jobs
+    rejected_identity: int = 0
+
+
+# --- worker side -------------------------------------------------------------------------------
+
+class FrameExtractor:
+    """Per-process state: the detector, the identity filter and the settings, loaded once."""
+
+    def __init__(self, settings: ExtractSettings):
+        self.s = settings
+        self.face_type = FaceType.from_string(settings.face_type)
+        self.detector = None
+        if settings.detector in AUTO_DETECTORS:
+            from facelib.detectors import get_detector
+            self.detector = get_detector(settings.detector, min_face=settings.min_face,
+                                         max_faces=settings.max_faces or None)
+        self.identity = None
+        if settings.reference_faces:
+            from facelib.identity import IdentityFilter
+            self.identity = IdentityFilter(list(settings.reference_faces), threshold=settings.identity_threshold)
+
+    def __call__(self, job: FrameJob) -> FrameOutcome:
+        image = read_image(job.path)
+        faces = job.faces if job.faces is not None else self.find_faces(image)
+        if job.detect_only:
+            return FrameOutcome(job.path.name, faces=faces)
+        return self.write_faces(job.path, image, faces)
+
+    def find_faces(self, image: np.ndarray) -> list[DetectedFace]:
+        from facelib.landmarks import landmarks
+        if self.detector is None:
+            return []
+        faces = self.detector.detect(image)
+        for face in faces:
+            face.landmarks = landmarks(image, face)
+        return [f for f in faces if self._plausible(f)]
+
+    def _plausible(self, face: DetectedFace) -> bool:
+        """DFL's sanity check: for face types up to full, the crop must not dwarf the detector box."""
+        if self.face_type > FaceType.FULL_NO_ALIGN or face.area <= 0:
+            return True
+        mat = align(face.landmarks, self.s.image_size, self.face_type)
+        crop_area = (self.s.image_size / np.sqrt(abs(np.linalg.det(mat[:, :2])))) ** 2
+        return crop_area <= MAX_CROP_TO_RECT_AREA * face.area
+
+    def write_faces(self, frame_path: Path, image: np.ndarray, faces: list[DetectedFace]) -> FrameOutcome:
+        outcome = FrameOutcome(frame_path.name)
+        kept = []
+        for face in faces:
+            if self.identity is not None and not self.identity.matches(image, face.landmarks):
+                outcome.rejected_identity += 1
+                continue
+            kept.append(face)
+        if self.s.max_faces:
+            kept = kept[: self.s.max_faces]
+        size = self.s.image_size
+        debug = image.copy() if self.s.debug_dir is not None else None
+        for idx, face in enumerate(kept):
+            mat = align(face.landmarks, size, self.face_type)
+            crop = cv2.warpAffine(image, mat, (size, size), flags=cv2.INTER_LANCZOS4)
+            meta = FaceMeta(
+                face_type=self.face_type.long_name,
+                landmarks=transform_points(face.landmarks, mat),
+                source_filename=frame_path.name,
+                source_rect=tuple(int(round(v)) for v in face.rect),
+                source_landmarks=face.landmarks,
+                image_to_face_mat=mat,
+            )
+            write_aligned_face(self.s.output_dir / f"{frame_path.stem}_{idx}.jpg", crop, meta, self.s.jpeg_quality)
+            if debug is not None:
+                draw_landmarks(debug, face.landmarks)
+                draw_rect(debug, face.rect, BLUE)
+                draw_crop_square(debug, invert_affine(mat), size, RED)
+        if debug is not None:
+            write_image(self.s.debug_dir / f"{frame_path.stem}.jpg", debug, DEBUG_JPEG_QUALITY)
+        outcome.faces_written = len(kept)
+        return outcome
+
+
+def _make_worker(settings: ExtractSettings) -> FrameExtractor:
+    cv2.setNumThreads(1)  # parallelism comes from the worker processes; avoid oversubscribing cores
+    return FrameExtractor(settings)
+
+
+# --- resume journal ----------------------------------------------------------------------------
+
+class Journal:
+    """Append-only record of finished frames (`{"frame": name, "faces": n}` per line).
+
+    A line is written only after all of a frame's faces are on disk, so a frame in the journal is
+    complete; a torn last line from a kill is ignored.
+    """
+
+    def __init__(self, output_dir: Path):
+        self.path = output_dir / JOURNAL_NAME
+
+    def done_frames(self) -> dict[str, int]:
+        done: dict[str, int] = {}
+        if not self.path.exists():
+            return done
+        for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+                done[entry["frame"]] = int(entry["faces"])
+            except (ValueError, KeyError, TypeError):
+                continue
+        return done
+
+    def record(self, frame: str, faces: int) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"frame": frame, "faces": faces}) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _existing_faces(output_dir: Path) -> list[Path]:
+    return [p for p in output_dir.glob("*.jpg") if p.is_file()]
+
+
+def _remove_faces_of(output_dir: Path, frame_stem: str) -> None:
+    """Faces a killed run wrote for a frame it never finished (so the frame is redone cleanly)."""
+    for p in output_dir.glob(f"{frame_stem}_*.jpg"):
+        if p.stem.rpartition("_")[0] == frame_stem:
+            p.unlink()
+
+
+# --- orchestration -----------------------------------------------------------------------------
+
+def _ask_settings(detector, face_type, max_faces, image_size, jpeg_quality, output_debug):
+    detector = interact.pick(detector, lambda: interact.ask_str(
+        "Choose detector", "centerface", choices=(*AUTO_DETECTORS, "manual"),
+        help_text="centerface: fast and accurate (default). dlib-hog: classic HOG. manual: place each face yourself."))
+    face_type = interact.pick(face_type, lambda: interact.ask_str(
+        "Face type", "wf", choices=("h", "mf", "f", "wf", "head"),
+        help_text="How much of the head the aligned face covers: half, mid-full, full, whole face, head."))
+    face_type = FaceType.from_string(face_type).long_name
+    if face_type not in EXTRACT_FACE_TYPES:
+        raise UserError(f"--face-type must be one of {', '.join(EXTRACT_FACE_TYPES)}, got '{face_type}'")
+    max_faces = interact.pick(max_faces, lambda: interact.ask_int(
+        "Max number of faces from image", 0, help_text="Keep the N largest faces of each frame; 0 keeps all."))
+    default_size = 768 if face_type == "head" else 512
+    image_size = interact.pick(image_size, lambda: interact.ask_int(
+        "Image size", default_size, (256, 2048), help_text="Side of the aligned face images in pixels."))
+    jpeg_quality = interact.pick(jpeg_quality, lambda: interact.ask_int("Jpeg quality", 90, (1, 100)))
+    output_debug = interact.pick(output_debug, lambda: interact.ask_bool(
+        "Write debug images to aligned_debug?", False))
+    if max_faces < 0:
+        raise UserError(f"--max-faces-from-image must be 0 or more, got {max_faces}")
+    if not 64 <= image_size <= 4096:
+        raise UserError(f"--image-size must be from 64 to 4096, got {image_size}")
+    if not 1 <= jpeg_quality <= 100:
+        raise UserError(f"--jpeg-quality must be from 1 to 100, got {jpeg_quality}")
+    return detector, face_type, max_faces, image_size, jpeg_quality, output_debug
+
+
+def _decide_resume(output_dir: Path, journal: Journal, resume: bool | None) -> bool:
+    """True to continue a previous run, False to start over (deleting its faces)."""
+    if not _existing_faces(output_dir) and not journal.path.exists():
+        return True
+    if resume is not None:
+        return resume
+    return interact.ask_bool(
+        f"{output_dir} already holds faces. Continue extraction", True,
+        help_text="y: keep them and process only the frames not done yet. n: delete them and start over.")
+
+
+def extract(input_dir: str, output_dir: str, *, detector: str | None = None, face_type: str | None = None,
+            max_faces: int | None = None, image_size: int | None = None, jpeg_quality: int | None = None,
+            output_debug: bool | None = None, workers: int | None = None, resume: bool | None = None,
+            reference_faces: Sequence[str] = (), identity_threshold: float = 0.6,
+            smooth_landmarks: bool = False, manual_fix: bool = False, manual_window_size: int = 1368,
+            debug: bool = False) -> dict[str, int]:
+    """Extract aligned faces from every image in `input_dir` into `output_dir`; returns the counts."""
+    in_dir = require_dir(input_dir, "frame folder")
+    frames = list_images(in_dir)
+    if not frames:
+        raise UserError("no images in this folder", in_dir)
+    out_dir = ensure_writable_dir(output_dir)
+    if out_dir.resolve() == in_dir.resolve():
+        raise UserError("the output folder must differ from the input folder", out_dir)
+    detector, face_type, max_faces, image_size, jpeg_quality, output_debug = _ask_settings(
+        detector, face_type, max_faces, image_size, jpeg_quality, output_debug)
+    if detector not in (*AUTO_DETECTORS, "manual"):
+        raise UserError(f"--detector must be one of {', '.join((*AUTO_DETECTORS, 'manual'))}, got '{detector}'")
+    refs = tuple(Path(p) for p in reference_faces)
+    for ref in refs:
+        if not ref.is_file():
+            raise UserError("reference face image not found", ref)
+    debug_dir = out_dir.parent / f"{out_dir.name}_debug" if output_debug else None
+
+    journal = Journal(out_dir)
+    if _decide_resume(out_dir, journal, resume):
+        todo = _frames_to_do(frames, out_dir, journal)
+        if len(todo) < len(frames):
+            log.info(f"Resuming: {len(frames) - len(todo)} of {len(frames)} frames already done")
+    else:
+        _start_over(out_dir, journal, debug_dir)
+        todo = list(frames)
+    if debug_dir is not None:
+        ensure_writable_dir(debug_dir)
+
+    settings = ExtractSettings(output_dir=out_dir, detector=detector, face_type=face_type, image_size=image_size,
+                               jpeg_quality=jpeg_quality, max_faces=max_faces, debug_dir=debug_dir,
+                               reference_faces=refs, identity_threshold=identity_threshold)
+    n_workers = default_worker_count() if workers is None else workers
+    log.info(f"Extracting {face_type} faces at {image_size}px with {detector} from {len(todo)} frames "
+             f"({n_workers or 'no'} worker processes)")
+
+    given: dict[int, list[DetectedFace]] = {}
+    if detector == "manual":
+        decided = _manual_faces(todo, manual_window_size)  # frames left undecided (q) stay to do
+        todo = [todo[i] for i in sorted(decided)]
+        given = {new: decided[old] for new, old in enumerate(sorted(decided))}
+    elif smooth_landmarks:
+        given = _detect_and_smooth(todo, settings, n_workers, debug)
+
+    todo_names = {f.name for f in todo}
+    previous = journal.done_frames()
+    stats = {"images": len(frames), "faces": sum(n for name, n in previous.items() if name not in todo_names),
+             "skipped": 0, "no_face": 0, "identity_rejected": 0}
+    factory = functools.partial(_make_worker, settings)
+    jobs = [FrameJob(f, given.get(i)) for i, f in enumerate(todo)]
+    for job in jobs:
+        _remove_faces_of(out_dir, job.path.stem)
+    no_face = _run_jobs(factory, jobs, n_workers, journal, stats, debug, "Extracting faces")
+
+    if manual_fix and no_face:
+        log.info(f"Manual pass over the {len(no_face)} frames where no face was found")
+        fixed = _manual_faces(no_face, manual_window_size)
+        fix_jobs = [FrameJob(no_face[i], faces) for i, faces in sorted(fixed.items()) if faces]
+        fixed_paths = {j.path for j in fix_jobs}
+        still_missing = _run_jobs(factory, fix_jobs, 0, journal, stats, debug, "Writing manual faces")
+        no_face = [p for p in no_face if p not in fixed_paths or p in still_missing]
+    stats["no_face"] = len(no_face)
+
+    log.info("-------------------------")
+    log.info(f"Images found:        {stats['images']}")
+    log.info(f"Faces detected:      {stats['faces']}")
+    if stats["no_face"]:
+        log.info(f"Frames without face: {stats['no_face']}")
+    if stats["identity_rejected"]:
+        log.info(f"Faces of other people skipped (identity filter): {stats['identity_rejected']}")
+    if stats["skipped"]:
+        log.warning(f"Skipped files:       {stats['skipped']} (see the messages above)")
+    log.info("-------------------------")
+    if todo and stats["skipped"] == len(todo):
+        raise UserError(f"none of the {len(todo)} images could be processed", in_dir)
+    return stats
+
+
+def _frames_to_do(frames: list[Path], out_dir: Path, journal: Journal) -> list[Path]:
+    """Frames not finished by an earlier run. Without a journal (a faceset made by another tool or
+    an older version), a frame that has faces in the folder counts as done."""
+    if journal.path.exists():
+        done = journal.done_frames()
+        return [f for f in frames if f.name not in done]
+    stems_with_faces = {p.stem.rpartition("_")[0] for p in _existing_faces(out_dir)}
+    return [f for f in frames if f.stem not in stems_with_faces]
+
+
+def _start_over(out_dir: Path, journal: Journal, debug_dir: Path | None) -> None:
+    removed = _existing_faces(out_dir)
+    log.info(f"Deleting {len(removed)} faces of the previous extraction in {out_dir}")
+    for p in removed:
+        p.unlink()
+    journal.clear()
+    if debug_dir is not None and debug_dir.exists():
+        shutil.rmtree(debug_dir)
+
+
+def _run_jobs(factory, jobs: list[FrameJob], workers: int, journal: Journal, stats: dict[str, int],
+              debug: bool, desc: str) -> list[Path]:
+    """Run frame jobs on the pool, journal each finished frame, count; returns frames with no face."""
+    no_face: list[Path] = []
+    for result in run_pool(factory, jobs, workers=workers, name_of=lambda j: j.path.name,
+                           desc=desc, unit="frame", debug=debug):
+        if not result.ok:
+            stats["skipped"] += 1
+            log.warning(result.error if str(jobs[result.index].path) in result.error else f"{result.name}: {result.error}")
+            continue
+        outcome: FrameOutcome = result.value
+        stats["faces"] += outcome.faces_written
+        stats["identity_rejected"] += outcome.rejected_identity
+        if outcome.faces_written == 0:
+            no_face.append(jobs[result.index].path)
+        journal.record(outcome.frame, outcome.faces_written)
+    return no_face
+
+
+def _manual_faces(frames: list[Path], window_size: int) -> dict[int, list[DetectedFace]]:
+    """Run the manual window; returns {frame index: [face]} for accepted frames ([] when skipped)."""
+    from mainscripts.manual_extract import run_manual_pass
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise UserError("manual extraction opens a window: run it in a desktop session (no DISPLAY is set)")
+    decided = run_manual_pass(frames, window_size=window_size)
+    return {i: ([face] if face is not None else []) for i, face in decided.items()}
+
+
+def _detect_and_smooth(frames: list[Path], settings: ExtractSettings, workers: int, debug: bool) -> dict[int, list[DetectedFace]]:
+    """First pass of --smooth-landmarks: landmarks for every frame, then smoothed across frames."""
+    from facelib.smoothing import smooth_sequence
+    factory = functools.partial(_make_worker, settings)
+    found: dict[int, list[DetectedFace]] = {}
+    for result in run_pool(factory, [FrameJob(f, detect_only=True) for f in frames], workers=workers,
+                           name_of=lambda j: j.path.name, desc="Finding landmarks", unit="frame", debug=debug):
+        if result.ok:
+            found[result.index] = result.value.faces
+    # Unreadable frames break tracks like a frame without a face; they are reported in the write pass.
+    sequence = [[f.landmarks for f in found.get(i, [])] for i in range(len(frames))]
+    smoothed = smooth_sequence(sequence)
+    for i, faces in found.items():
+        for face, points in zip(faces, smoothed[i]):
+            face.landmarks = points
+    return found
