@@ -190,10 +190,10 @@ def _existing_faces(output_dir: Path) -> list[Path]:
     return [p for p in output_dir.glob("*.jpg") if p.is_file()]
 
 
-def _remove_faces_of(output_dir: Path, frame_stem: str) -> None:
-    """Faces a killed run wrote for a frame it never finished (so the frame is redone cleanly)."""
-    for p in output_dir.glob(f"{frame_stem}_*.jpg"):
-        if p.stem.rpartition("_")[0] == frame_stem:
+def _remove_faces_of(output_dir: Path, frame_stems: set[str]) -> None:
+    """Faces a killed run wrote for frames it never finished (so those frames are redone cleanly)."""
+    for p in _existing_faces(output_dir):
+        if p.stem.rpartition("_")[0] in frame_stems:
             p.unlink()
 
 
@@ -293,8 +293,7 @@ def extract(input_dir: str, output_dir: str, *, detector: str | None = None, fac
              "skipped": 0, "no_face": 0, "identity_rejected": 0}
     factory = functools.partial(_make_worker, settings)
     jobs = [FrameJob(f, given.get(i)) for i, f in enumerate(todo)]
-    for job in jobs:
-        _remove_faces_of(out_dir, job.path.stem)
+    _remove_faces_of(out_dir, {job.path.stem for job in jobs})
     no_face = _run_jobs(factory, jobs, n_workers, journal, stats, debug, "Extracting faces")
 
     if manual_fix and no_face:

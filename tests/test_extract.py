@@ -190,3 +190,50 @@ def test_nothing_processable_is_an_error(tmp_path):
     result = _extract(empty, tmp_path / "aligned2", "--image-size", "128")
     assert result.returncode == 1 and "no images in this folder" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_identity_filter_keeps_only_the_reference_person(tmp_path):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    a = cv2.resize(cv2.imread(str(FACES / "obama.jpg")), (320, 400))
+    b = cv2.imread(str(FACES / "biden.jpg"))
+    b = cv2.resize(b[: b.shape[1] * 5 // 4], (320, 400))  # the top of the tall portrait: the head
+    cv2.imwrite(str(frames / "both.png"), np.hstack([a, b]))
+    result = _extract(frames, tmp_path / "aligned", "--image-size", "128",
+                      "--reference-face", str(FACES / "obama2.jpg"))  # another photo of the same man
+    assert result.returncode == 0, result.stderr
+    kept = sorted((tmp_path / "aligned").glob("*.jpg"))
+    assert [p.name for p in kept] == ["both_0.jpg"]
+    _, meta = load_aligned_face(kept[0])
+    assert meta.source_rect[2] <= 320  # the face on the left (Obama)
+    assert "identity filter): 1" in result.stderr
+    # Without the filter both faces are extracted.
+    assert _extract(frames, tmp_path / "all", "--image-size", "128").returncode == 0
+    assert len(list((tmp_path / "all").glob("*.jpg"))) == 2
+
+
+def test_smooth_landmarks_lowers_jitter(tmp_path):
+    from facelib.detectors import detect
+    from facelib.landmarks import landmarks as find_landmarks
+    photo = cv2.imread(str(FACES / "grace_hopper.jpg"))
+    face = detect(photo)[0]
+    truth_photo = find_landmarks(photo, face)
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    mats = smooth_motion(24, (photo.shape[1], photo.shape[0]), (480, 360), seed=3)
+    rng = np.random.default_rng(0)
+    for i, frame in enumerate(render_frames(photo, mats, (480, 360))):  # with sensor-like noise
+        noisy = np.clip(frame + rng.normal(0, 6, frame.shape), 0, 255).astype(np.uint8)
+        cv2.imwrite(str(frames / f"{i + 1:05d}.png"), noisy)
+    truth = np.array([transform_points(truth_photo, m) for m in mats])
+    jitter = {}
+    for flag in ("", "--smooth-landmarks"):
+        out = tmp_path / f"aligned{flag}"
+        result = _extract(frames, out, "--image-size", "128", *([flag] if flag else []))
+        assert result.returncode == 0, result.stderr
+        found = np.array([load_aligned_face(out / f"{i + 1:05d}_0.jpg")[1].source_landmarks for i in range(24)])
+        error = found - truth
+        iod = np.linalg.norm(truth[:, 36:42].mean(1) - truth[:, 42:48].mean(1), axis=1).mean()
+        jitter[flag] = np.linalg.norm(error[2:] - 2 * error[1:-1] + error[:-2], axis=2).mean() / iod
+        assert np.linalg.norm(error, axis=2).mean() / iod < 0.05  # both within 5% of the eye distance
+    assert jitter["--smooth-landmarks"] < 0.7 * jitter[""]

@@ -1,0 +1,116 @@
+"""A private X server (Xvfb) for window tests, and xdotool to drive windows on it.
+
+Window code is tested for real: a subprocess opens its OpenCV window on a virtual screen and the
+test sends it mouse and key events with xdotool. Each test gets its own server on a display number
+Xvfb picks itself (`-displayfd`), so parallel runs and a developer's own X session never collide.
+Missing tools fail the test with the apt packages to install (scripts/setup_and_test.sh installs
+them where it can): a window test that did not run proves nothing.
+
+Debian/Ubuntu packages: `xvfb` (the server) and `xdotool` (the events).
+"""
+from __future__ import annotations
+
+import os
+import select
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+import pytest
+
+APT_PACKAGES = ("xvfb", "xdotool")
+SCREEN = "1600x1000x24"
+START_TIMEOUT = 20.0
+XDOTOOL_TIMEOUT = 20.0
+
+
+@dataclass
+class XServer:
+    """A running Xvfb: its DISPLAY value and an environment for subprocesses that use it."""
+
+    display: str
+    process: subprocess.Popen
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ, DISPLAY=self.display)
+        env.pop("WAYLAND_DISPLAY", None)  # toolkits prefer Wayland when both are set
+        env["QT_QPA_PLATFORM"] = "xcb"
+        return env
+
+    def xdotool(self, *args: str, timeout: float = XDOTOOL_TIMEOUT) -> str:
+        """Run one xdotool command on this display; a hang or a failure raises with its stderr."""
+        try:
+            proc = subprocess.run(["xdotool", *args], env=self.env, capture_output=True, text=True,
+                                  timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"xdotool {' '.join(args)} did not finish in {timeout:.0f} s") from None
+        if proc.returncode != 0:
+            raise AssertionError(f"xdotool {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
+        return proc.stdout
+
+
+def missing_tools() -> list[str]:
+    """The apt packages whose programs are not on PATH."""
+    return [pkg for pkg, exe in zip(APT_PACKAGES, ("Xvfb", "xdotool")) if shutil.which(exe) is None]
+
+
+def start_xvfb(screen: str = SCREEN, timeout: float = START_TIMEOUT) -> XServer:
+    """Start Xvfb on a free display and wait until it accepts clients."""
+    read_fd, write_fd = os.pipe()
+    log = tempfile.TemporaryFile()  # a file, not a pipe: a chatty server never blocks on it
+    try:
+        process = subprocess.Popen(
+            ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", screen, "-nolisten", "tcp", "-noreset"],
+            pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=log)
+    finally:
+        os.close(write_fd)
+    number = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while not number.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([read_fd], [], [], max(0.0, left))
+            if not ready:
+                raise RuntimeError(f"Xvfb did not report a display within {timeout:.0f} s")
+            chunk = os.read(read_fd, 16)
+            if not chunk:  # Xvfb exited before reporting
+                code = process.wait(timeout=5)
+                log.seek(0)
+                err = log.read().decode(errors="replace")
+                raise RuntimeError(f"Xvfb exited ({code}): {err.strip()[-500:]}")
+            number += chunk
+    except BaseException:
+        stop_xvfb(process)
+        raise
+    finally:
+        os.close(read_fd)
+        log.close()  # Xvfb keeps its own descriptor to the file
+    return XServer(display=f":{int(number)}", process=process)
+
+
+def stop_xvfb(process: subprocess.Popen) -> None:
+    """Stop our Xvfb (terminate, then kill if it lingers)."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+@pytest.fixture
+def xserver() -> Iterator[XServer]:
+    """A fresh Xvfb for one test, stopped afterwards; fails when xvfb/xdotool are not installed."""
+    missing = missing_tools()
+    if missing:
+        pytest.fail(f"window tests need an X server and xdotool: apt-get install -y {' '.join(missing)}")
+    server = start_xvfb()
+    try:
+        yield server
+    finally:
+        stop_xvfb(server.process)
