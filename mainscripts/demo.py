@@ -8,6 +8,7 @@ already there.
 from __future__ import annotations
 
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,7 +16,6 @@ from core import log
 from core.errors import UserError
 from core.synth_video import make_video_from_photo
 from core.video import probe
-from mainscripts import extractor, video_ed
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_PHOTOS = REPO / "tests" / "data" / "faces"
@@ -62,35 +62,28 @@ def run_demo(workspace: str) -> Path:
     _ensure_video(src_video, SRC_PHOTO, None, seed=1)
     _ensure_video(dst_video, DST_PHOTO, 440.0, seed=2)
 
+    def extract_args(side: str, debug: bool) -> list[str]:
+        return ["extract", "--input-dir", str(ws / side), "--output-dir", str(ws / side / "aligned"),
+                "--detector", "centerface", "--face-type", "wf", "--max-faces-from-image", "0",
+                "--image-size", "512", "--jpeg-quality", "90", "--output-debug" if debug else "--no-output-debug",
+                "--resume"]
+
     steps = [
-        (["videoed", "extract-video", "--input-file", str(src_video), "--output-dir", str(ws / "data_src"),
-          "--output-ext", "png", "--fps", "0"],
-         lambda: video_ed.extract_video(str(src_video), str(ws / "data_src"), "png", 0)),
-        (["videoed", "extract-video", "--input-file", str(dst_video), "--output-dir", str(ws / "data_dst"),
-          "--output-ext", "png", "--fps", "0"],
-         lambda: video_ed.extract_video(str(dst_video), str(ws / "data_dst"), "png", 0)),
-        (["extract", "--input-dir", str(ws / "data_src"), "--output-dir", str(ws / "data_src" / "aligned"),
-          "--detector", "centerface", "--face-type", "wf", "--max-faces-from-image", "0", "--image-size", "512",
-          "--jpeg-quality", "90", "--no-output-debug", "--resume"],
-         lambda: extractor.extract(str(ws / "data_src"), str(ws / "data_src" / "aligned"), detector="centerface",
-                                   face_type="wf", max_faces=0, image_size=512, jpeg_quality=90,
-                                   output_debug=False, resume=True)),
-        (["extract", "--input-dir", str(ws / "data_dst"), "--output-dir", str(ws / "data_dst" / "aligned"),
-          "--detector", "centerface", "--face-type", "wf", "--max-faces-from-image", "0", "--image-size", "512",
-          "--jpeg-quality", "90", "--output-debug", "--resume"],
-         lambda: extractor.extract(str(ws / "data_dst"), str(ws / "data_dst" / "aligned"), detector="centerface",
-                                   face_type="wf", max_faces=0, image_size=512, jpeg_quality=90,
-                                   output_debug=True, resume=True)),
+        ["videoed", "extract-video", "--input-file", str(src_video), "--output-dir", str(ws / "data_src"),
+         "--output-ext", "png", "--fps", "0"],
+        ["videoed", "extract-video", "--input-file", str(dst_video), "--output-dir", str(ws / "data_dst"),
+         "--output-ext", "png", "--fps", "0"],
+        extract_args("data_src", debug=False),
+        extract_args("data_dst", debug=True),
         # Training and merging join here as they land; until then the "result" is the destination
         # re-encoded with its audio, which exercises the final stage end to end.
-        (["videoed", "video-from-sequence", "--input-dir", str(ws / "data_dst"), "--output-file", str(ws / "result.mp4"),
-          "--reference-file", str(dst_video), "--include-audio", "--bitrate", "16"],
-         lambda: video_ed.video_from_sequence(str(ws / "data_dst"), str(ws / "result.mp4"), str(dst_video),
-                                              None, None, 16, True, False)),
+        ["videoed", "video-from-sequence", "--input-dir", str(ws / "data_dst"), "--output-file", str(ws / "result.mp4"),
+         "--reference-file", str(dst_video), "--include-audio", "--bitrate", "16"],
     ]
-    for args, run in steps:
+    for args in steps:  # run exactly the printed commands, as separate processes like the user would
         _announce(*args)
-        run()
+        if subprocess.run([sys.executable, str(REPO / "main.py"), *args], stdin=subprocess.DEVNULL).returncode != 0:
+            raise UserError(f"demo step failed: main.py {' '.join(args[:2])} (see the message above)")
     result = ws / "result.mp4"
     info = probe(result)
     log.info(f"\nDemo finished: {result} ({info.width}x{info.height}, {float(info.fps):.2f} fps, "
