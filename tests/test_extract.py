@@ -16,6 +16,7 @@ from core.synth_video import render_frames, smooth_motion
 from facelib.align import align, transform_points
 from facelib.face_type import FaceType
 from tests.conftest import FACES, REPO, run_cli
+from tests.xserver import xserver  # noqa: F401  (fixture)
 
 
 def _frames(folder, photo="obama.jpg", n=6, size=(320, 240), seed=0):
@@ -237,3 +238,36 @@ def test_smooth_landmarks_lowers_jitter(tmp_path):
         jitter[flag] = np.linalg.norm(error[2:] - 2 * error[1:-1] + error[:-2], axis=2).mean() / iod
         assert np.linalg.norm(error, axis=2).mean() / iod < 0.05  # both within 5% of the eye distance
     assert jitter["--smooth-landmarks"] < 0.7 * jitter[""]
+
+
+def test_manual_fix_opens_the_window_only_for_frames_without_a_face(xserver, tmp_path):  # noqa: F811
+    """`extract --manual-fix` from the command line: the automatic pass finds the face in frame 1,
+    the window opens for frame 2 alone, Enter accepts the placed rect and it is written."""
+    frames = tmp_path / "frames"
+    _frames(frames, n=1)
+    rng = np.random.default_rng(1)
+    cv2.imwrite(str(frames / "00002.png"), cv2.GaussianBlur(rng.integers(0, 255, (240, 320, 3), np.uint8), (0, 0), 3))
+    proc = subprocess.Popen([sys.executable, str(REPO / "main.py"), "extract", "--input-dir", str(frames),
+                             "--output-dir", str(tmp_path / "aligned"), "--detector", "centerface", "--workers", "1",
+                             "--image-size", "128", "--manual-fix"], env=xserver.env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        wid = ""
+        while not wid and time.monotonic() < deadline and proc.poll() is None:
+            found = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "^Manual pass - frame 1/1 00002"],
+                                   env=xserver.env, capture_output=True, text=True, timeout=10)
+            wid = found.stdout.split()[0] if found.stdout.split() else ""
+            time.sleep(0.1)
+        assert wid, f"the manual window did not open: {proc.stderr.read() if proc.poll() is not None else ''}"
+        xserver.xdotool("windowfocus", wid)
+        xserver.xdotool("key", "Return")
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert "Manual pass over the 1 frames where no face was found" in err
+    assert sorted(p.name for p in (tmp_path / "aligned").glob("*.jpg")) == ["00001_0.jpg", "00002_0.jpg"]
+    assert "Frames without face" not in err
