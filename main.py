@@ -92,7 +92,7 @@ def _add_extract(sub: argparse._SubParsersAction, common: list[argparse.Argument
     debug_out.add_argument("--output-debug", action="store_true", default=None,
                            help="also write <output-dir>_debug/<frame>.jpg with landmarks, detector box and crop drawn")
     debug_out.add_argument("--no-output-debug", action="store_false", dest="output_debug")
-    p.add_argument("--workers", type=int, default=None, help="worker processes (default: half the CPU cores; 0 = in this process)")
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: one per CPU core, at most 8; 0 = in this process)")
     again = p.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", default=None, help="continue a partly extracted folder")
     again.add_argument("--force", action="store_false", dest="resume",

@@ -74,8 +74,9 @@ def _call_worker(item, debug: bool):
 # --- in the parent -----------------------------------------------------------------------------
 
 def default_worker_count() -> int:
-    """Half the cores, at least 1, at most 8: what DFL uses for CPU extraction."""
-    return max(1, min(8, (os.cpu_count() or 2) // 2))
+    """One single-threaded worker per core, at most 8 (measured: 2 workers on 2 cores extract 720p
+    frames 1.8x faster than 1; DFL uses half the cores)."""
+    return max(1, min(8, os.cpu_count() or 1))
 
 
 class _Pool:
