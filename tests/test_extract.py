@@ -16,6 +16,7 @@ from core.synth_video import render_frames, smooth_motion
 from facelib.align import align, transform_points
 from facelib.face_type import FaceType
 from tests.conftest import FACES, REPO, run_cli
+from tests.test_manual_extract import _Window
 from tests.xserver import xserver  # noqa: F401  (fixture)
 
 
@@ -252,16 +253,9 @@ def test_manual_fix_opens_the_window_only_for_frames_without_a_face(xserver, tmp
                              "--image-size", "128", "--manual-fix"], env=xserver.env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        wid = ""
-        while not wid and time.monotonic() < deadline and proc.poll() is None:
-            found = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "^Manual pass - frame 1/1 00002"],
-                                   env=xserver.env, capture_output=True, text=True, timeout=10)
-            wid = found.stdout.split()[0] if found.stdout.split() else ""
-            time.sleep(0.1)
-        assert wid, f"the manual window did not open: {proc.stderr.read() if proc.poll() is not None else ''}"
-        xserver.xdotool("windowfocus", wid)
-        xserver.xdotool("key", "Return")
+        window = _Window(xserver, proc, timeout=60)
+        window.wait_title("^Manual pass - frame 1/1 00002")
+        window.press("Return")
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
