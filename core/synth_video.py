@@ -14,7 +14,7 @@ import cv2
 import ffmpeg
 import numpy as np
 
-from core.video import ffmpeg_exe, run_ffmpeg
+from core.video import run_ffmpeg
 
 
 @dataclass

@@ -26,7 +26,7 @@ from core.errors import UserError
 from core.fileio import ensure_writable_dir, list_images, require_dir
 from core.image_io import read_image, write_image
 from core.workers import default_worker_count, run_pool
-from facelib.align import align, invert_affine, landmarks_to_rect, transform_points
+from facelib.align import align, invert_affine, transform_points
 from facelib.detected_face import DetectedFace
 from facelib.draw import BLUE, RED, draw_crop_square, draw_landmarks, draw_rect
 from facelib.face_type import FaceType

@@ -42,3 +42,7 @@ def face_video(tmp_path_factory):
     from core.synth_video import make_video_from_photo
     path = tmp_path_factory.mktemp("video") / "face.mp4"
     return make_video_from_photo(FACES / "obama.jpg", path, seconds=2.0, fps=25, frame_size=(320, 240), audio_hz=440.0)
+
+
+# The `xserver` fixture (a private Xvfb for window tests), available to every test module.
+from tests.xserver import xserver  # noqa: E402,F401

@@ -1,7 +1,6 @@
 """`extract` from the command line on frames made from real face photos."""
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -16,8 +15,7 @@ from core.synth_video import render_frames, smooth_motion
 from facelib.align import align, transform_points
 from facelib.face_type import FaceType
 from tests.conftest import FACES, REPO, run_cli
-from tests.test_manual_extract import _Window
-from tests.xserver import xserver  # noqa: F401  (fixture)
+from tests.test_manual_extract import window_process
 
 
 def _frames(folder, photo="obama.jpg", n=6, size=(320, 240), seed=0):
@@ -241,26 +239,20 @@ def test_smooth_landmarks_lowers_jitter(tmp_path):
     assert jitter["--smooth-landmarks"] < 0.7 * jitter[""]
 
 
-def test_manual_fix_opens_the_window_only_for_frames_without_a_face(xserver, tmp_path):  # noqa: F811
+def test_manual_fix_opens_the_window_only_for_frames_without_a_face(xserver, tmp_path):
     """`extract --manual-fix` from the command line: the automatic pass finds the face in frame 1,
     the window opens for frame 2 alone, Enter accepts the placed rect and it is written."""
     frames = tmp_path / "frames"
     _frames(frames, n=1)
     rng = np.random.default_rng(1)
     cv2.imwrite(str(frames / "00002.png"), cv2.GaussianBlur(rng.integers(0, 255, (240, 320, 3), np.uint8), (0, 0), 3))
-    proc = subprocess.Popen([sys.executable, str(REPO / "main.py"), "extract", "--input-dir", str(frames),
-                             "--output-dir", str(tmp_path / "aligned"), "--detector", "centerface", "--workers", "1",
-                             "--image-size", "128", "--manual-fix"], env=xserver.env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        window = _Window(xserver, proc, timeout=60)
+    cmd = [sys.executable, str(REPO / "main.py"), "extract", "--input-dir", str(frames), "--output-dir",
+           str(tmp_path / "aligned"), "--detector", "centerface", "--workers", "1", "--image-size", "128", "--manual-fix"]
+    with window_process(xserver, cmd, timeout=60) as window:
         window.wait_title("^Manual pass - frame 1/1 00002")
         window.press("Return")
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate(timeout=10)
+        out, err = window.proc.communicate(timeout=60)
+    proc = window.proc
     assert proc.returncode == 0, err
     assert "Manual pass over the 1 frames where no face was found" in err
     assert sorted(p.name for p in (tmp_path / "aligned").glob("*.jpg")) == ["00001_0.jpg", "00002_0.jpg"]

@@ -9,11 +9,13 @@ HOG's landmarks).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -23,7 +25,7 @@ from facelib.detected_face import DetectedFace
 from facelib.detectors import get_detector
 from facelib.landmarks import BOX_FITS, inter_ocular, landmarks, landmarks_from_box
 from mainscripts import manual_extract as me
-from tests.xserver import XServer, xserver  # noqa: F401  (fixture)
+from tests.xserver import XServer
 
 REPO = Path(__file__).resolve().parent.parent
 FACES = REPO / "tests" / "data" / "faces"
@@ -215,7 +217,20 @@ class _Window:
         self.wait_title(then_title)
 
 
-def test_window_driven_with_mouse_and_keys(xserver, tmp_path):  # noqa: F811
+@contextlib.contextmanager
+def window_process(server: XServer, cmd: list[str], timeout: float = 30.0) -> Iterator[_Window]:
+    """Start `cmd` (which opens the manual window) on `server`; always reaped, killed if still running."""
+    proc = subprocess.Popen(cmd, env=server.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL)
+    try:
+        yield _Window(server, proc, timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+
+
+def test_window_driven_with_mouse_and_keys(xserver, tmp_path):
     photos = ["obama.jpg", "grace_hopper.jpg", "astronaut.jpg"]
     paths = []
     for i, photo in enumerate(photos):
@@ -241,11 +256,8 @@ def test_window_driven_with_mouse_and_keys(xserver, tmp_path):  # noqa: F811
     script = tmp_path / "driver.py"
     script.write_text(DRIVER.format(repo=str(REPO), initial="{}"))
     result_path = tmp_path / "result.json"
-    proc = subprocess.Popen([sys.executable, str(script), str(result_path), *map(str, paths)],
-                            env=xserver.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            stdin=subprocess.DEVNULL)
-    try:
-        win = _Window(xserver, proc)
+    with window_process(xserver, [sys.executable, str(script), str(result_path), *map(str, paths)]) as win:
+        proc = win.proc
         wid = win.wait_title("^Manual pass - frame 1/3 ")
         win.wait_size(view_w, view_h)
         x, y = round(cx * scale), round(cy * scale)
@@ -264,10 +276,6 @@ def test_window_driven_with_mouse_and_keys(xserver, tmp_path):  # noqa: F811
         win.key("period", "^Manual pass - frame 3/3 [^ ]+$")
         win.press("q")
         out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate(timeout=10)
     assert proc.returncode == 0, err
     result = json.loads(result_path.read_text())
 
@@ -285,7 +293,7 @@ def test_window_driven_with_mouse_and_keys(xserver, tmp_path):  # noqa: F811
     assert error < 0.08 * iod, f"eye centres {error:.1f} px from dlib-HOG's ({iod:.0f} px apart)"
 
 
-def test_window_starts_locked_on_an_initial_face(xserver, tmp_path):  # noqa: F811
+def test_window_starts_locked_on_an_initial_face(xserver, tmp_path):
     """Re-extraction: a face given in `initial` is shown locked, so Enter alone keeps it."""
     paths = []
     for i, photo in enumerate(["grace_hopper.jpg", "obama.jpg"]):
@@ -295,21 +303,14 @@ def test_window_starts_locked_on_an_initial_face(xserver, tmp_path):  # noqa: F8
     script = tmp_path / "driver.py"
     script.write_text(DRIVER.format(repo=str(REPO), initial=json.dumps({"0": rect})))
     result_path = tmp_path / "result.json"
-    proc = subprocess.Popen([sys.executable, str(script), str(result_path), *map(str, paths)],
-                            env=xserver.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            stdin=subprocess.DEVNULL)
-    try:
-        win = _Window(xserver, proc)
+    with window_process(xserver, [sys.executable, str(script), str(result_path), *map(str, paths)]) as win:
+        proc = win.proc
         wid = win.wait_title("^Manual pass - frame 1/2 .* locked$")
         xserver.xdotool("mousemove", "--window", wid, "20", "20")  # a locked rect ignores the mouse
         time.sleep(0.3)
         win.key("Return", "^Manual pass - frame 2/2 [^ ]+$")
         win.press("q")
         out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate(timeout=10)
     assert proc.returncode == 0, err
     result = json.loads(result_path.read_text())
     assert list(result) == ["0"] and result["0"]["rect"] == rect
