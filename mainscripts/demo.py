@@ -31,7 +31,7 @@ def _announce(*args: str) -> None:
     log.info(f"\n==> {command}")
 
 
-def _head_and_shoulders(photo: Path) -> tuple[float, float, float, float]:
+def head_and_shoulders(photo: Path) -> tuple[float, float, float, float]:
     """The part of a portrait to film: the detected face, widened to show head and shoulders."""
     from core.image_io import read_image
     from facelib.detectors import detect
@@ -52,7 +52,7 @@ def _ensure_video(path: Path, photo: Path, audio_hz: float | None, seed: int) ->
             log.warning(f"{path} is unreadable; making it again")
     log.info(f"Making {path.name} from {photo.name} (public domain, see tests/data/ORIGIN.md)")
     make_video_from_photo(photo, path, seconds=DEMO_SECONDS, fps=DEMO_FPS, frame_size=DEMO_FRAME_SIZE,
-                          audio_hz=audio_hz, seed=seed, focus=_head_and_shoulders(photo))
+                          audio_hz=audio_hz, seed=seed, focus=head_and_shoulders(photo))
 
 
 def run_demo(workspace: str) -> Path:
