@@ -103,3 +103,25 @@ def ask_str(question: str, default: str, choices: Sequence[str] | None = None, h
 def pick(value: T | None, ask: Callable[[], T]) -> T:
     """The flag's value when given, otherwise the answer to the prompt (or its default)."""
     return value if value is not None else ask()
+
+
+def enter_pressed_within(seconds: float, message: str) -> bool:
+    """DFL's override window: print `message` and wait up to `seconds` for Enter (False when not a terminal)."""
+    if not is_interactive():
+        return False
+    print(message, flush=True)
+    if sys.platform == "win32":
+        import msvcrt
+        import time
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if msvcrt.kbhit() and msvcrt.getwch() in "\r\n":
+                return True
+            time.sleep(0.05)
+        return False
+    import select
+    ready, _, _ = select.select([sys.stdin], [], [], seconds)
+    if ready:
+        sys.stdin.readline()
+        return True
+    return False

@@ -1,0 +1,201 @@
+"""The only backend-specific code: choosing the Keras backend and precision, one training step
+(gradients + optimizer update) and one compiled inference call per backend.
+
+Model code uses Keras layers and keras.ops only; everything here takes plain callables over Keras
+variables, so TensorFlow (default), JAX and PyTorch (`KERAS_BACKEND`) train the same models.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+BACKENDS = ("tensorflow", "jax", "torch")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+LossFn = Callable[[dict[str, Any]], tuple[Any, dict[str, Any]]]
+
+
+def prepare(precision: str = "float32") -> Any:
+    """Import Keras on the chosen backend (default TensorFlow) with quiet logs and the dtype policy."""
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # oneDNN banners, harmless grappler errors
+    import keras
+    if keras.backend.backend() not in BACKENDS:
+        raise RuntimeError(f"unsupported KERAS_BACKEND {keras.backend.backend()!r}; use one of {', '.join(BACKENDS)}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    keras.config.set_dtype_policy(precision)
+    return keras
+
+
+def backend_name() -> str:
+    import keras
+    return keras.backend.backend()
+
+
+def accelerator_count() -> int:
+    """GPUs the current backend sees (0 on CPU-only machines)."""
+    name = backend_name()
+    if name == "tensorflow":
+        import tensorflow as tf
+        return len(tf.config.list_physical_devices("GPU"))
+    if name == "jax":
+        import jax
+        return sum(1 for d in jax.devices() if d.platform == "gpu")
+    import torch
+    return torch.cuda.device_count()
+
+
+def default_jit() -> bool:
+    """XLA/jit where it pays: always for JAX; for TensorFlow only on GPU (XLA on CPU loses oneDNN's
+    bfloat16 kernels: measured 1.31 s vs 0.64 s per Quick96 step); not for torch (compile time)."""
+    name = backend_name()
+    if name == "jax":
+        return True
+    if name == "tensorflow":
+        return accelerator_count() > 0
+    return False
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    from keras import ops
+    return np.asarray(ops.convert_to_numpy(x))
+
+
+def get_values(variables: Sequence[Any]) -> list[np.ndarray]:
+    return [to_numpy(v.value) for v in variables]
+
+
+def set_values(variables: Sequence[Any], values: Sequence[np.ndarray]) -> None:
+    for var, value in zip(variables, values):
+        var.assign(value)
+
+
+def _to_tensors(batch: dict[str, np.ndarray]) -> dict[str, Any]:
+    from keras import ops
+    return {k: ops.convert_to_tensor(v) for k, v in batch.items()}
+
+
+class TrainStep:
+    """`step(batch) -> metrics` minimising loss_fn over `train_vars` with `optimizer`.
+
+    `read_vars` are other variables the loss reads but does not train (frozen nets, discriminators);
+    JAX needs them listed because it passes every value explicitly. Metrics come back as floats.
+    """
+
+    def __init__(self, loss_fn: LossFn, train_vars: Sequence[Any], optimizer: Any,
+                 read_vars: Sequence[Any] = (), jit: bool | None = None):
+        self.loss_fn = loss_fn
+        self.train_vars = list(train_vars)
+        ids = {id(v) for v in self.train_vars}
+        self.read_vars = [v for v in read_vars if id(v) not in ids]
+        self.optimizer = optimizer
+        self.jit = default_jit() if jit is None else jit
+        optimizer.build(self.train_vars)
+        self._step = {"tensorflow": self._tf_step, "jax": self._jax_step, "torch": self._torch_step}[backend_name()]()
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
+        metrics = self._step(batch)
+        return {k: float(to_numpy(v)) for k, v in metrics.items()}
+
+    # --- TensorFlow: GradientTape inside a tf.function --------------------------------------------
+    def _tf_step(self) -> Callable:
+        import tensorflow as tf
+
+        @tf.function(jit_compile=self.jit, reduce_retracing=True)
+        def step(batch):
+            with tf.GradientTape() as tape:
+                loss, metrics = self.loss_fn(batch)
+            grads = tape.gradient(loss, [v.value for v in self.train_vars])
+            self.optimizer.apply(grads, self.train_vars)
+            return metrics
+
+        return lambda batch: step(_to_tensors(batch))
+
+    # --- JAX: a pure function of all values, jitted; results written back to the variables --------
+    def _jax_step(self) -> Callable:
+        import jax
+        import keras
+
+        train_vars, read_vars, opt = self.train_vars, self.read_vars, self.optimizer
+
+        def loss_of(train_values, read_values, batch):
+            mapping = list(zip(train_vars, train_values)) + list(zip(read_vars, read_values))
+            with keras.StatelessScope(state_mapping=mapping):
+                loss, metrics = self.loss_fn(batch)
+            return loss, metrics
+
+        grad_fn = jax.value_and_grad(loss_of, has_aux=True)
+
+        def pure_step(train_values, read_values, opt_values, batch):
+            (_, metrics), grads = grad_fn(train_values, read_values, batch)
+            new_train, new_opt = opt.stateless_apply(opt_values, grads, train_values)
+            return new_train, new_opt, metrics
+
+        compiled = jax.jit(pure_step, donate_argnums=(0, 2)) if self.jit else pure_step
+
+        def step(batch):
+            new_train, new_opt, metrics = compiled([v.value for v in train_vars], [v.value for v in read_vars],
+                                                   [v.value for v in opt.variables], _to_tensors(batch))
+            for var, value in zip(train_vars, new_train):
+                var.assign(value)
+            for var, value in zip(opt.variables, new_opt):
+                var.assign(value)
+            return metrics
+
+        return step
+
+    # --- PyTorch: autograd, then the optimizer update without grad tracking -----------------------
+    def _torch_step(self) -> Callable:
+        import torch
+
+        def step(batch):
+            loss, metrics = self.loss_fn(_to_tensors(batch))
+            params = [v.value for v in self.train_vars]
+            grads = torch.autograd.grad(loss, params)
+            with torch.no_grad():
+                self.optimizer.apply(list(grads), self.train_vars)
+            return {k: v.detach() for k, v in metrics.items()}
+
+        return step
+
+
+class InferenceFn:
+    """`fn(inputs...) -> outputs` compiled once (tf.function / jax.jit over variable values / no_grad)."""
+
+    def __init__(self, fn: Callable, variables: Sequence[Any]):
+        self.fn = fn
+        self.variables = list(variables)
+        name = backend_name()
+        if name == "tensorflow":
+            import tensorflow as tf
+            self._call = tf.function(fn, reduce_retracing=True)
+        elif name == "jax":
+            import jax
+            import keras
+
+            def pure(values, *args):
+                with keras.StatelessScope(state_mapping=list(zip(self.variables, values))):
+                    return fn(*args)
+
+            jitted = jax.jit(pure)
+            self._call = lambda *args: jitted([v.value for v in self.variables], *args)
+        else:
+            import torch
+
+            def no_grad(*args):
+                with torch.no_grad():
+                    return fn(*args)
+
+            self._call = no_grad
+
+    def __call__(self, *arrays: np.ndarray) -> Any:
+        from keras import ops
+        out = self._call(*[ops.convert_to_tensor(a) for a in arrays])
+        if isinstance(out, (list, tuple)):
+            return [to_numpy(o) for o in out]
+        if isinstance(out, dict):
+            return {k: to_numpy(v) for k, v in out.items()}
+        return to_numpy(out)
