@@ -1,0 +1,287 @@
+"""`util`: faceset housekeeping (DFL's Util.py): debug images, filename recovery, metadata save and
+restore around an external image editor, packing into one file, mask export.
+
+Outputs that are not faces (debug images, masks) go to sibling folders, not into the faceset, so a
+later sort or training run never meets an image without face metadata.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from core import interact, log
+from core.aligned_face import (FaceMeta, _meta_from_json, _meta_to_json, jpeg_bytes_with_meta, load_aligned_face,
+                               read_face_meta, write_aligned_face)
+from core.errors import UserError
+from core.fileio import atomic_write_bytes, atomic_write_json, list_images, require_dir
+from core.image_io import write_image
+from core.packed_faceset import PACK_NAME, pack_path, read_packed, write_packed
+from core.rename_journal import Move, finish_interrupted, move_files
+from facelib import masks
+from facelib.draw import BLUE, GREEN, draw_landmarks, draw_rect
+from facelib.face_type import FaceType
+
+METADATA_NAME = "faceset_metadata.json"
+METADATA_FORMAT = "facekit.faceset_metadata"
+ORIGINAL_NAME_KEY = "original_name"  # written by sort
+
+
+def _faces(folder: Path) -> list[tuple[Path, FaceMeta]]:
+    """(path, meta) of every aligned face in `folder`; other images are reported and skipped."""
+    out = []
+    for p in list_images(folder):
+        try:
+            meta = read_face_meta(p)
+        except UserError as e:
+            log.warning(f"{p.name}: {e.problem}; skipped")
+            continue
+        if meta is None:
+            log.warning(f"{p.name}: no face metadata; skipped")
+            continue
+        out.append((p, meta))
+    return out
+
+
+# --- debug images --------------------------------------------------------------------------------
+
+def add_landmarks_debug_images(folder: Path) -> Path:
+    """Write `<stem>_debug.jpg` (landmarks and hull drawn) for every face into `<dir>_landmarks_debug`."""
+    out_dir = folder.parent / f"{folder.name}_landmarks_debug"
+    out_dir.mkdir(exist_ok=True)
+    n = 0
+    for p, _meta in _faces(folder):
+        image, meta = load_aligned_face(p)
+        draw_landmarks(image, meta.landmarks, GREEN)
+        if meta.face_type == FaceType.MARK_ONLY.long_name and meta.source_rect is not None:
+            draw_rect(image, meta.source_rect, BLUE)
+        write_image(out_dir / f"{p.stem}_debug.jpg", image, 90)
+        n += 1
+    log.info(f"Wrote {n} landmark debug images to {out_dir}")
+    return out_dir
+
+
+# --- original filenames ----------------------------------------------------------------------------
+
+def recover_original_filenames(folder: Path) -> dict[str, str]:
+    """Rename faces back to their extraction names: the name sort remembered, else `<source stem>_<n>`
+    numbered in folder order. Returns {old name: new name}."""
+    finish_interrupted(folder)
+    faces = _faces(folder)
+    face_names = {p.name for p, _ in faces}
+    taken = {p.name for p in folder.iterdir() if p.name not in face_names}  # other files keep theirs
+    plan: dict[Path, str] = {}
+    pending: list[tuple[Path, FaceMeta]] = []
+    for p, meta in faces:
+        want = str(meta.extra.get(ORIGINAL_NAME_KEY) or "")
+        if want and Path(want).name == want and want not in taken:
+            plan[p] = want
+            taken.add(want)
+        else:
+            pending.append((p, meta))
+    for p, meta in pending:
+        if not meta.source_filename:
+            log.warning(f"{p.name}: no source filename in its metadata; name kept")
+            plan[p] = p.name if p.name not in taken else _free_name(p.stem, p.suffix, taken)
+            taken.add(plan[p])
+            continue
+        plan[p] = _free_name(Path(meta.source_filename).stem, p.suffix.lower(), taken)
+        taken.add(plan[p])
+    move_files(folder, [Move(p, folder / name) for p, name in plan.items()], what="filename recovery")
+    log.info(f"Recovered the original names of {len(plan)} faces")
+    return {p.name: name for p, name in plan.items()}
+
+
+def _free_name(stem: str, suffix: str, taken: set[str]) -> str:
+    n = 0
+    while f"{stem}_{n}{suffix}" in taken:
+        n += 1
+    return f"{stem}_{n}{suffix}"
+
+
+# --- metadata around an external editor -----------------------------------------------------------
+
+def save_faceset_metadata(folder: Path) -> Path:
+    """Write every face's metadata and image shape to one JSON file, so the images can be edited
+    (even resized) in any editor that drops our JPEG header, then restored."""
+    faces = {}
+    for p, _ in _faces(folder):
+        image, meta = load_aligned_face(p)
+        faces[p.name] = {"shape": list(image.shape), "meta": json.loads(_meta_to_json(meta))}
+    if not faces:
+        raise UserError("no aligned faces in this folder", folder)
+    out = folder / METADATA_NAME
+    atomic_write_json(out, {"format": METADATA_FORMAT, "version": 1, "faces": faces})
+    log.info(f"Saved the metadata of {len(faces)} faces to {out}. Edit the images keeping their file names "
+             "(resizing is fine: restoring scales them back), then run --restore-faceset-metadata.")
+    return out
+
+
+def restore_faceset_metadata(folder: Path) -> int:
+    """Re-embed the saved metadata; images whose size changed are scaled back to the saved size
+    (Lanczos, JPEG quality 100). Nothing else changes: the geometry is the original's. The metadata
+    file is deleted only when every face was restored."""
+    src = folder / METADATA_NAME
+    if not src.is_file():
+        raise UserError(f"no {METADATA_NAME} here; run --save-faceset-metadata first", folder)
+    try:
+        saved = json.loads(src.read_text(encoding="utf-8"))
+        if saved.get("format") != METADATA_FORMAT:
+            raise ValueError("not a faceset metadata file")
+        faces = saved["faces"]
+    except (ValueError, KeyError, AttributeError, UnicodeDecodeError) as e:
+        raise UserError(f"corrupt metadata file ({e})", src) from None
+    failed = 0
+    for name, entry in faces.items():
+        path = folder / name
+        try:
+            if Path(name).name != name or name in ("", ".", ".."):
+                raise UserError("not a plain file name in the metadata file", name)
+            _restore_one(path, entry)
+        except UserError as e:
+            log.warning(str(e))
+            failed += 1
+    if failed:
+        raise UserError(f"{failed} of {len(faces)} faces could not be restored; {METADATA_NAME} is kept", src)
+    src.unlink()
+    log.info(f"Restored the metadata of {len(faces)} faces")
+    return len(faces)
+
+
+def _restore_one(path: Path, entry: dict) -> None:
+    if not path.is_file():
+        raise UserError("file listed in the metadata is missing", path)
+    try:
+        meta = _meta_from_json(json.dumps(entry["meta"]).encode("ascii"), path)
+        shape = tuple(int(v) for v in entry["shape"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise UserError(f"corrupt metadata entry ({e})", path) from None
+    data = path.read_bytes()
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    if image is None:
+        raise UserError("the edited image cannot be decoded", path)
+    if image.shape[:2] != shape[:2]:
+        image = cv2.resize(image, (shape[1], shape[0]), interpolation=cv2.INTER_LANCZOS4)
+        write_aligned_face(path, image, meta, jpeg_quality=100)
+        return
+    try:  # same size and still a JPEG: keep the edited pixels bit for bit
+        atomic_write_bytes(path, jpeg_bytes_with_meta(data, meta, path))
+    except UserError:
+        write_aligned_face(path, image, meta, jpeg_quality=100)
+
+
+# --- packing -------------------------------------------------------------------------------------------
+
+def pack_faceset(folder: Path, delete_originals: bool | None = None) -> Path:
+    """Put every aligned face of `folder` into `faceset.pak` (byte for byte), verify it, then
+    optionally delete the packed files (asked, default yes)."""
+    pak = pack_path(folder)
+    if pak.exists():
+        raise UserError(f"{PACK_NAME} already exists; unpack it (or remove it) before packing again", pak)
+    subdirs = [d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")]
+    if subdirs:
+        log.warning(f"subfolders are not packed (person facesets are not supported): {', '.join(subdirs)}")
+    faces = _faces(folder)
+    if not faces:
+        raise UserError("no aligned faces to pack in this folder", folder)
+    entries = [(p.name, p.read_bytes()) for p, _ in faces]
+    write_packed(pak, entries)
+    if read_packed(pak) != entries:
+        raise UserError("the pack just written does not read back identically; originals kept", pak)
+    log.info(f"Packed {len(entries)} faces into {pak}")
+    delete = interact.pick(delete_originals, lambda: interact.ask_bool("Delete original files?", True))
+    if delete:
+        for p, _ in faces:
+            p.unlink()
+        log.info(f"Deleted the {len(faces)} packed face files")
+    return pak
+
+
+def unpack_faceset(folder: Path) -> int:
+    """Write the faces of `faceset.pak` back as files (identical bytes), then delete the pack.
+    Nothing is written when a different file already has a packed face's name."""
+    pak = pack_path(folder)
+    if not pak.is_file():
+        raise UserError(f"no {PACK_NAME} in this folder", folder)
+    entries = read_packed(pak)
+    for name, data in entries:
+        target = folder / name
+        if target.exists() and target.read_bytes() != data:
+            raise UserError(f"a different file already has the name of a packed face; move it away first "
+                            f"({PACK_NAME} untouched)", target)
+    try:
+        for name, data in entries:
+            target = folder / name
+            if not target.exists():
+                atomic_write_bytes(target, data)
+    except OSError as e:  # the pack is kept, so running unpack again finishes the job
+        raise UserError(f"unpacking stopped ({e.strerror or e}); {PACK_NAME} is kept, run --unpack-faceset again",
+                        folder) from None
+    pak.unlink()
+    log.info(f"Unpacked {len(entries)} faces from {PACK_NAME}")
+    return len(entries)
+
+
+# --- masks ---------------------------------------------------------------------------------------------
+
+def export_mask(meta: FaceMeta, height: int, width: int) -> np.ndarray | None:
+    """The face's mask as uint8 0/255 at the image size: the XSeg mask binarised at 0.5 (DFL), else
+    the label polygons (as training reads them); None when it has neither."""
+    if meta.xseg_mask is not None:
+        return np.where(masks.face_mask((height, width), meta) >= 0.5, 255, 0).astype(np.uint8)
+    if masks.has_include_polygon(meta.seg_ie_polys):
+        return np.where(masks.polygons_mask((height, width), meta.seg_ie_polys) >= 0.5, 255, 0).astype(np.uint8)
+    return None
+
+
+def export_faceset_mask(folder: Path) -> Path:
+    """Write `<stem>_mask.jpg` for every face into `<dir>_mask`; faces without a mask are listed and
+    make the command fail after the others are written."""
+    out_dir = folder.parent / f"{folder.name}_mask"
+    out_dir.mkdir(exist_ok=True)
+    missing = []
+    n = 0
+    for p, meta in _faces(folder):
+        image, meta = load_aligned_face(p)
+        mask = export_mask(meta, image.shape[0], image.shape[1])
+        if mask is None:
+            log.warning(f"{p.name}: no XSeg mask and no mask polygons")
+            missing.append(p)
+            continue
+        write_image(out_dir / f"{p.stem}_mask.jpg", mask, 100)
+        n += 1
+    log.info(f"Wrote {n} masks to {out_dir}")
+    if missing:
+        raise UserError(f"{len(missing)} faces have no mask (first: {missing[0].name})", folder)
+    return out_dir
+
+
+# --- the command ---------------------------------------------------------------------------------------
+
+def run_util(input_dir: str | Path, *, add_landmarks_debug: bool = False, recover_filenames: bool = False,
+             save_metadata: bool = False, restore_metadata: bool = False, pack: bool = False,
+             unpack: bool = False, export_mask: bool = False, delete_originals: bool | None = None) -> None:
+    """Run the chosen utilities on one faceset folder, in a fixed safe order."""
+    folder = require_dir(input_dir, "faceset folder").resolve()
+    if pack and unpack:
+        raise UserError("choose either --pack-faceset or --unpack-faceset, not both")
+    if not any((add_landmarks_debug, recover_filenames, save_metadata, restore_metadata, pack, unpack, export_mask)):
+        raise UserError("nothing to do: give at least one util option (see --help)")
+    finish_interrupted(folder)
+    if unpack:
+        unpack_faceset(folder)
+    if recover_filenames:
+        recover_original_filenames(folder)
+    if restore_metadata:
+        restore_faceset_metadata(folder)
+    if save_metadata:
+        save_faceset_metadata(folder)
+    if add_landmarks_debug:
+        add_landmarks_debug_images(folder)
+    if export_mask:
+        export_faceset_mask(folder)
+    if pack:
+        pack_faceset(folder, delete_originals)
+
