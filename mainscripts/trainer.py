@@ -1,0 +1,369 @@
+"""`train`: pick or create a model, feed it batches from background workers, show progress, save.
+
+Training runs in a worker thread; the main thread owns the OpenCV preview window (or, with
+--no-preview, waits for Ctrl+C). They talk through queues, as in DFL (reference/dfl.md §7).
+"""
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core import interact, log
+from core import keras_backend as kb
+from core.errors import UserError
+from core.fileio import ensure_writable_dir
+
+WINDOW_NAME = "Training preview"
+AUTOSAVE_MINUTES = 25
+PREVIEW_ROWS_MAX = 4
+
+
+@dataclass
+class TrainSettings:
+    src_dir: Path
+    dst_dir: Path
+    model_dir: Path
+    model: str
+    pretraining_dir: Path | None = None
+    force_model_name: str | None = None
+    no_preview: bool = False
+    silent_start: bool = False
+    target_iteration: int = 0
+    precision: str = "float32"
+    jit: bool | None = None
+    autosave_minutes: float = AUTOSAVE_MINUTES
+    workers: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # from the option flags
+
+
+# --- console -------------------------------------------------------------------------------------
+
+def console_line(iteration: int, seconds: float, losses: list[float]) -> str:
+    """DFL's progress line: [time][#iteration][step time][loss per side]."""
+    took = f"{seconds * 1000:04.0f}ms" if seconds < 10 else f"{seconds:.3f}s"
+    return f"[{time.strftime('%H:%M:%S')}][#{iteration:06d}][{took}]" + "".join(f"[{v:.4f}]" for v in losses)
+
+
+class Console:
+    """Overwrites one line on a terminal; without a terminal prints at most one line a second."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stdout.isatty()
+        self._last = 0.0
+        self._pending = ""
+
+    def progress(self, line: str, force: bool = False) -> None:
+        if self.tty:
+            print("\r" + line, end="", flush=True)
+            return
+        now = time.monotonic()
+        self._pending = line
+        if force or now - self._last >= 1.0:
+            print(line, flush=True)
+            self._last, self._pending = now, ""
+
+    def message(self, text: str) -> None:
+        if self.tty:
+            print("\r", end="")
+        elif self._pending:
+            print(self._pending, flush=True)
+            self._pending = ""
+        print(text, flush=True)
+
+
+# --- the training thread ------------------------------------------------------------------------
+
+class TrainingSession:
+    """Owns the model and the batch streams; runs iterations and reacts to commands from the window."""
+
+    def __init__(self, model: Any, src_stream: Any, dst_stream: Any, preview_faces: tuple[Any, Any],
+                 settings: TrainSettings, console: Console):
+        self.model, self.src, self.dst = model, src_stream, dst_stream
+        self.preview_faces = preview_faces
+        self.s = settings
+        self.console = console
+        self.commands: queue.Queue[str] = queue.Queue()
+        self.previews: queue.Queue[dict[str, np.ndarray]] = queue.Queue()
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+        self.reached_target = False
+        self._saved_at_iter = model.iteration
+        self._last_save = time.monotonic()
+        self._last_backup = time.monotonic()
+        self.step_seconds: list[float] = []
+
+    # preview images ---------------------------------------------------------------------------------
+    def make_previews(self) -> dict[str, np.ndarray]:
+        from models.preview import preview_rows
+        src, dst = self.preview_faces
+        out = self.model.preview_outputs(src.target, dst.target)
+        name = self.model.CLASS_NAME
+        return {name: preview_rows(src.target, dst.target, out, src.mask, dst.mask, masked=False),
+                f"{name} masked": preview_rows(src.target, dst.target, out, src.mask, dst.mask, masked=True)}
+
+    def push_previews(self) -> None:
+        if not self.s.no_preview:
+            self.previews.put(self.make_previews())
+
+    def write_history_preview(self) -> None:
+        """<model>_history/<preview>/<iteration>.jpg and _last.jpg, each with the loss graph on top."""
+        from core.image_io import write_image
+        from models.preview import loss_graph
+        for name, img in self.make_previews().items():
+            folder = self.model.files.history_dir / name.replace(" ", "_")
+            folder.mkdir(parents=True, exist_ok=True)
+            framed = np.concatenate([loss_graph(self.model.loss_history, img.shape[1]), img], axis=0)
+            write_image(folder / f"{self.model.iteration:07d}.jpg", framed)
+            write_image(folder / "_last.jpg", framed)
+
+    # saving -------------------------------------------------------------------------------------------
+    def save(self, reason: str = "") -> None:
+        started = time.monotonic()
+        self.model.save()
+        means = self.model.loss_means_since(self._saved_at_iter)
+        self._saved_at_iter = self.model.iteration
+        self._last_save = time.monotonic()
+        hours = float(self.model.options.get("autobackup_hour", 0) or 0)
+        if hours and time.monotonic() - self._last_backup >= hours * 3600:
+            self.backup()
+        loss_text = "".join(f"[{v:.4f}]" for v in means)
+        self.console.message(f"[{time.strftime('%H:%M:%S')}][#{self.model.iteration:06d}] Saved{reason} "
+                             f"in {time.monotonic() - started:.1f}s; mean loss since last save {loss_text}")
+
+    def backup(self) -> None:
+        folder = self.model.files.backup()
+        self._last_backup = time.monotonic()
+        self.console.message(f"Backed up the model to {folder}")
+
+    # the loop -----------------------------------------------------------------------------------------
+    def run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as e:  # reported by the main thread
+            self.error = e
+        finally:
+            self.done.set()
+
+    def _loop(self) -> None:
+        model, s = self.model, self.s
+        history_every = 10 * max(1, model.resolution // 64)
+        write_history = bool(model.options.get("write_preview_history"))
+        self.push_previews()
+        if s.target_iteration and model.iteration >= s.target_iteration:
+            self.console.message(f"Model is already at iteration {model.iteration} (target {s.target_iteration}).")
+            self.reached_target = True
+        while True:
+            cmd = self._next_command(block=self.reached_target)
+            if cmd == "exit":
+                if not self.reached_target:
+                    self.save()
+                return
+            if cmd == "save":
+                self.save()
+            elif cmd == "backup":
+                self.save()
+                self.backup()
+            elif cmd == "preview":
+                self.push_previews()
+            if self.reached_target:
+                continue
+            src, dst = self.src.next(), self.dst.next()
+            t0 = time.perf_counter()
+            losses = model.train_step(src, dst)
+            took = time.perf_counter() - t0
+            if losses is None:  # collapsed and rolled back
+                self.push_previews()
+                continue
+            self.step_seconds.append(took)
+            at_target = bool(s.target_iteration) and model.iteration >= s.target_iteration
+            self.console.progress(console_line(model.iteration, took, losses), force=at_target or model.iteration == 1)
+            if write_history and model.iteration % history_every == 0:
+                self.write_history_preview()
+            if model.iteration == 1 or time.monotonic() - self._last_save >= s.autosave_minutes * 60:
+                self.save()
+                self.push_previews()
+            if at_target:
+                self.save(" (target iteration reached)")
+                self.push_previews()
+                self.reached_target = True
+                if s.no_preview:
+                    return
+                self.console.message("Target iteration reached: the preview stays open; press Enter in it to exit.")
+
+    def _next_command(self, block: bool) -> str | None:
+        try:
+            return self.commands.get(timeout=0.2) if block else self.commands.get_nowait()
+        except queue.Empty:
+            return None
+
+
+# --- the preview window (main thread) -------------------------------------------------------------
+
+class PreviewWindow:
+    """DFL's keys: Enter save+exit, s save, b backup, p refresh, space next preview, l graph range."""
+
+    def __init__(self, session: TrainingSession):
+        self.session = session
+        self.images: dict[str, np.ndarray] = {}
+        self.index = 0
+        self.range_idx = 0
+
+    def run(self) -> None:
+        import cv2
+        from models.preview import GRAPH_RANGES, compose_window
+        cv2.namedWindow(WINDOW_NAME, cv2.WINDOW_AUTOSIZE)
+        shown_iter = -1
+        dirty = True
+        try:
+            while not self.session.done.is_set():
+                try:
+                    self.images = self.session.previews.get_nowait()
+                    dirty = True
+                except queue.Empty:
+                    pass
+                if self.images and (dirty or self.session.model.iteration != shown_iter):
+                    names = list(self.images)
+                    name = names[self.index % len(names)]
+                    title = f'Preview: "{name}" [{self.index % len(names) + 1}/{len(names)}]'
+                    frame = compose_window(self.images[name], title, self.session.model.loss_history,
+                                           GRAPH_RANGES[self.range_idx])
+                    cv2.imshow(WINDOW_NAME, frame)
+                    shown_iter, dirty = self.session.model.iteration, False
+                key = cv2.waitKey(50) & 0xFF
+                if key in (13, 10):
+                    self.session.commands.put("exit")
+                    self.session.done.wait()
+                elif key == ord("s"):
+                    self.session.commands.put("save")
+                elif key == ord("b"):
+                    self.session.commands.put("backup")
+                elif key == ord("p"):
+                    self.session.commands.put("preview")
+                elif key == ord(" "):
+                    self.index += 1
+                    dirty = True
+                elif key == ord("l"):
+                    self.range_idx = (self.range_idx + 1) % len(GRAPH_RANGES)
+                    dirty = True
+        finally:
+            cv2.destroyAllWindows()
+
+
+# --- entry point ----------------------------------------------------------------------------------
+
+def _open_model(s: TrainSettings) -> Any:
+    from models.loader import choose_model_name, model_class, saved_options
+    from models.model_files import ModelFiles
+    from models.options import resolve
+
+    cls = model_class(s.model)
+    ensure_writable_dir(s.model_dir)
+    name = choose_model_name(s.model_dir, cls.CLASS_NAME, s.force_model_name, s.silent_start)
+    files = ModelFiles(s.model_dir, name, cls.CLASS_NAME)
+    state = files.read_state() if files.exists() else None
+    saved = saved_options(files, cls, state.meta) if state else None
+    ask = bool(state) and bool(cls.OPTIONS) and not s.silent_start and interact.enter_pressed_within(
+        2, "Press enter in 2 seconds to override model settings.")
+    options = resolve(cls.OPTIONS, saved, s.options, ask_overrides=ask)
+    model = cls(files, options, training=True)
+    if state is not None:
+        model.load(state)
+        if saved and saved.get("pretrain") and not options.get("pretrain"):
+            _end_pretraining(model)
+    log.info(f"Model {name!r} ({cls.CLASS_NAME}) at iteration {model.iteration}, backend {kb.backend_name()}, "
+             f"precision {s.precision}")
+    return model
+
+
+def _end_pretraining(model: Any) -> None:
+    """DFL: switching pretraining off restarts the count and re-initialises the inter layers."""
+    from models.autoencoder import reinit_net
+    for name in ("inter", "inter_AB", "inter_B"):
+        if name in model.nets:
+            reinit_net(model.nets[name])
+    model.iteration = 0
+    model.loss_history = model.loss_history[:0]
+    model.preview_samples = {}
+    log.info("Pretraining is off: the iteration count restarts at 0 and the inter layers are re-initialised")
+
+
+def _load_sets(s: TrainSettings, model: Any) -> tuple[list, list]:
+    from models.samples import load_faceset
+    pretrain = bool(model.options.get("pretrain"))
+    if pretrain:
+        if s.pretraining_dir is None:
+            raise UserError("pretraining is on: give --pretraining-data-dir (a folder of aligned faces)")
+        faces = load_faceset(s.pretraining_dir)
+        return faces, faces
+    return load_faceset(s.src_dir), load_faceset(s.dst_dir)
+
+
+def _preview_faces(model: Any, src_faces: list, dst_faces: list, specs: tuple[Any, Any]) -> tuple[Any, Any]:
+    """The fixed preview samples: kept in the model's state so the preview compares like with like."""
+    from models.samples import Batch, preview_batch
+    n = min(PREVIEW_ROWS_MAX, model.batch_size, max(1, 800 // model.resolution), len(src_faces), len(dst_faces))
+    stored = model.preview_samples
+    res = model.resolution
+    batches = []
+    for side, faces, spec in (("src", src_faces, specs[0]), ("dst", dst_faces, specs[1])):
+        face, mask = stored.get(f"{side}_face"), stored.get(f"{side}_mask")
+        if face is None or mask is None or face.shape[1:] != (res, res, 3) or len(face) < n:
+            b = preview_batch(faces, spec, n, seed=model.iteration)
+            stored[f"{side}_face"] = (b.target * 255 + 0.5).astype(np.uint8)
+            stored[f"{side}_mask"] = (b.mask * 255 + 0.5).astype(np.uint8)
+        target = stored[f"{side}_face"][:n].astype(np.float32) / 255
+        mask = stored[f"{side}_mask"][:n].astype(np.float32) / 255
+        batches.append(Batch(target, target, mask, np.zeros_like(mask)))
+    return batches[0], batches[1]
+
+
+def train(s: TrainSettings) -> None:
+    kb.prepare(s.precision, jit=s.jit)
+    from models.samples import BatchStream, check_face_type
+
+    model = _open_model(s)
+    src_faces, dst_faces = _load_sets(s, model)
+    check_face_type(src_faces, model.face_type.long_name)
+    check_face_type(dst_faces, model.face_type.long_name)
+    src_spec, dst_spec = model.sample_specs()
+    preview = _preview_faces(model, src_faces, dst_faces, (src_spec, dst_spec))
+    console = Console()
+    print(model.summary_text(), end="")
+    workers = s.workers if s.workers is not None else 1
+    ct_source = dst_faces if src_spec.ct_mode else None
+    with BatchStream(src_faces, src_spec, model.batch_size, workers=workers, ct_source=ct_source) as src_stream, \
+            BatchStream(dst_faces, dst_spec, model.batch_size, workers=workers) as dst_stream:
+        session = TrainingSession(model, src_stream, dst_stream, preview, s, console)
+        if s.target_iteration:
+            console.message(f"Starting. Target iteration: {s.target_iteration}.")
+        else:
+            console.message('Starting. Press "Enter" in the preview window to stop training and save model.'
+                            if not s.no_preview else "Starting. Press Ctrl+C to stop training and save the model.")
+        console.message("Trying to do the first iteration. If an error occurs, reduce the model parameters.")
+        thread = threading.Thread(target=session.run, name="trainer", daemon=True)
+        thread.start()
+        try:
+            if s.no_preview:
+                while not session.done.wait(0.5):
+                    pass
+            else:
+                PreviewWindow(session).run()
+        except KeyboardInterrupt:
+            console.message("Stopping: saving the model...")
+            session.commands.put("exit")
+            session.done.wait()
+        thread.join()
+        waited = (src_stream.wait_fraction + dst_stream.wait_fraction) / 2
+    if session.error is not None:
+        raise session.error
+    if session.step_seconds:
+        steps = session.step_seconds[1:] or session.step_seconds
+        log.info(f"{len(session.step_seconds)} iterations, median {1000 * float(np.median(steps)):.0f} ms; "
+                 f"waited for data {100 * waited:.1f}% of the time")
