@@ -68,8 +68,11 @@ def _add_videoed(sub: argparse._SubParsersAction, common: list[argparse.Argument
     p.add_argument("--bitrate", type=int, default=None, help="video bitrate in Mbit/s (asked if omitted; default 16)")
     p.add_argument("--include-audio", action="store_true", help="copy the reference video's first audio track")
     p.add_argument("--lossless", action="store_true", help="lossless H.264 (qp 0, yuv444p) instead of a bitrate")
+    p.add_argument("--no-synthetic-marker", action="store_false", dest="synthetic_marker",
+                   help="do not tag the video as synthetic media in its metadata (tagged by default)")
     p.set_defaults(func=lambda a: video_ed.video_from_sequence(a.input_dir, a.output_file, a.reference_file, a.ext,
-                                                               a.fps, a.bitrate, a.include_audio, a.lossless))
+                                                               a.fps, a.bitrate, a.include_audio, a.lossless,
+                                                               a.synthetic_marker))
 
 
 def _add_extract(sub: argparse._SubParsersAction, common: list[argparse.ArgumentParser]) -> None:
@@ -113,6 +116,125 @@ def _add_extract(sub: argparse._SubParsersAction, common: list[argparse.Argument
         debug=getattr(a, "debug", False)))
 
 
+def _add_sort(sub: argparse._SubParsersAction, common: list[argparse.ArgumentParser]) -> None:
+    from mainscripts import sorter
+
+    p = sub.add_parser("sort", parents=common, help="sort or prune an aligned faceset (blur, pose, histogram, best faces ...)",
+                       description="Reorder the faces of a folder by a measure and rename them 00000.jpg ... in that "
+                                   "order; rejected files move to <dir>_trash. Original names stay in each face's "
+                                   "metadata (util --recover-original-aligned-filename). Methods: " + sorter.menu_help())
+    p.add_argument("--input-dir", required=True, help="aligned faces folder, e.g. workspace/data_src/aligned")
+    p.add_argument("--by", choices=sorter.CHOICES, default=None, metavar="METHOD",
+                   help="sort method (menu if omitted and stdin is a terminal; default hist). "
+                        "final-by-blur/final-by-size are DFL's names for best-faces/best-faces-faster")
+    p.add_argument("--target-count", type=int, default=None, help="best-faces: number of faces to keep (default 2000)")
+    similar = p.add_mutually_exclusive_group()
+    similar.add_argument("--similar", action="store_true", default=None, help="absdiff: similar faces next to each other (default)")
+    similar.add_argument("--dissimilar", action="store_false", dest="similar", help="absdiff: most different faces first")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes for per-image measures (default: one per core for 64+ faces; 0 = in this process)")
+    p.set_defaults(func=lambda a: sorter.sort_faceset(a.input_dir, a.by, target_count=a.target_count, similar=a.similar,
+                                                      workers=a.workers, debug=getattr(a, "debug", False)))
+
+
+def _add_util(sub: argparse._SubParsersAction, common: list[argparse.ArgumentParser]) -> None:
+    from mainscripts import util
+
+    p = sub.add_parser("util", parents=common, help="faceset utilities: debug images, names, metadata, pack, masks",
+                       description="Faceset housekeeping; give one or more actions.")
+    p.add_argument("--input-dir", required=True, help="aligned faces folder")
+    p.add_argument("--add-landmarks-debug-images", action="store_true",
+                   help="write <stem>_debug.jpg with the landmarks drawn into <dir>_landmarks_debug")
+    p.add_argument("--recover-original-aligned-filename", action="store_true",
+                   help="rename faces back to their extraction names (<frame>_<n>.jpg)")
+    p.add_argument("--save-faceset-metadata", action="store_true",
+                   help=f"save all face metadata to {util.METADATA_NAME} before editing the images in another program "
+                        "(keep the file names; resizing is fine)")
+    p.add_argument("--restore-faceset-metadata", action="store_true",
+                   help="re-embed the saved metadata, scaling edited images back to their saved size")
+    p.add_argument("--pack-faceset", action="store_true", help="put all faces into one faceset.pak (training reads it directly)")
+    p.add_argument("--unpack-faceset", action="store_true", help="write the faces of faceset.pak back as files and delete the pack")
+    delete = p.add_mutually_exclusive_group()
+    delete.add_argument("--delete-originals", action="store_true", default=None,
+                        help="after packing, delete the packed face files (asked if omitted; default yes)")
+    delete.add_argument("--keep-originals", action="store_false", dest="delete_originals",
+                        help="after packing, keep the face files")
+    p.add_argument("--export-faceset-mask", action="store_true",
+                   help="write each face's mask (XSeg, else polygons) as <stem>_mask.jpg into <dir>_mask")
+    p.set_defaults(func=lambda a: util.run_util(
+        a.input_dir, add_landmarks_debug=a.add_landmarks_debug_images, recover_filenames=a.recover_original_aligned_filename,
+        save_metadata=a.save_faceset_metadata, restore_metadata=a.restore_faceset_metadata, pack=a.pack_faceset,
+        unpack=a.unpack_faceset, export_mask=a.export_faceset_mask, delete_originals=a.delete_originals))
+
+
+def _add_facesettool(sub: argparse._SubParsersAction, common: list[argparse.ArgumentParser]) -> None:
+    from mainscripts import faceset_tool
+
+    tool = sub.add_parser("facesettool", parents=common, help="faceset transforms (resize, re-crop)",
+                          description="Faceset transforms. `enhance` (DFL's face super-resolution) is not available: "
+                                      "it needs DFL's pretrained FaceEnhancer network, which this toolkit does not ship.")
+    cmds = tool.add_subparsers(dest="facesettool_command", required=True, metavar="SUBCOMMAND")
+    p = cmds.add_parser("resize", parents=common, help="resize faces, optionally re-cropping to a narrower face type",
+                        description="Write resized faces to <dir>_resized (landmarks, mask polygons, XSeg mask and crop "
+                                    "matrix transformed with the pixels), then merge them back if asked.")
+    p.add_argument("--input-dir", required=True, help="aligned faces folder")
+    p.add_argument("--image-size", type=int, default=None, help="new face size in pixels (asked if omitted; default 512)")
+    p.add_argument("--face-type", default=None, metavar="{h,mf,f,wf,head,same}",
+                   help="re-crop to this face type, which must not cover more than the current one (default same)")
+    merge = p.add_mutually_exclusive_group()
+    merge.add_argument("--merge", action="store_true", default=None,
+                       help="replace the original faces with the resized ones (asked if omitted; default yes)")
+    merge.add_argument("--no-merge", action="store_false", dest="merge", help="leave the results in <dir>_resized")
+    p.add_argument("--jpeg-quality", type=int, default=100, help="JPEG quality of the new faces (default 100)")
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core for 64+ faces; 0 = in this process)")
+    p.set_defaults(func=lambda a: faceset_tool.resize_faceset(a.input_dir, a.image_size, a.face_type, a.merge,
+                                                              a.jpeg_quality, a.workers, getattr(a, "debug", False)))
+
+
+def _add_train(sub: argparse._SubParsersAction, common: list[argparse.ArgumentParser]) -> None:
+    from core.keras_backend import PRECISIONS
+    from models.loader import MODEL_NAMES
+    from models.options import add_flags
+    from models.saehd_options import COMMON_OPTIONS, SAEHD_OPTIONS
+
+    p = sub.add_parser("train", parents=common + [_device_parent()], help="train a face-swap model on a src and a dst faceset",
+                       description="Train Quick96 or SAEHD (DFL's models, in Keras 3). Model options left out are asked on "
+                                   "the first run (defaults without a terminal); later runs keep them unless you press Enter "
+                                   "within 2 seconds or pass the option's flag.")
+    p.add_argument("--training-data-src-dir", required=True, help="aligned src faces (folder or folder with faceset.pak)")
+    p.add_argument("--training-data-dst-dir", required=True, help="aligned dst faces")
+    p.add_argument("--pretraining-data-dir", default=None, help="aligned faces of many people, used when pretrain is on")
+    p.add_argument("--model-dir", required=True, help="folder holding the model files (created if missing)")
+    p.add_argument("--model", required=True, choices=MODEL_NAMES, help="model class")
+    p.add_argument("--force-model-name", default=None, help="use or create the model with this name (no menu)")
+    p.add_argument("--no-preview", action="store_true", help="no window; Ctrl+C saves and exits")
+    p.add_argument("--silent-start", action="store_true", help="no prompts: the newest model and its saved options")
+    p.add_argument("--target-iteration", type=int, default=0, help="save and stop at this iteration (0 = train until stopped)")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="compute precision (weights stay float32); auto = mixed_bfloat16 with TensorFlow on CPUs with "
+                        "AVX512-BF16/AMX (~1.7-2x faster), else float32")
+    jit = p.add_mutually_exclusive_group()
+    jit.add_argument("--jit", action="store_true", default=None, help="force XLA/jit compilation of the train step")
+    jit.add_argument("--no-jit", action="store_false", dest="jit", help="never jit (default: JAX always, TensorFlow on GPU)")
+    p.add_argument("--autosave-minutes", type=float, default=25.0, help="save every N minutes (default 25)")
+    p.add_argument("--sample-workers", type=int, default=None, dest="workers",
+                   help="background processes per side producing batches (default 1; 0 = in the training process)")
+    options = p.add_argument_group("model options (SAEHD; Quick96 has a fixed configuration)")
+    add_flags(options, SAEHD_OPTIONS + COMMON_OPTIONS)
+
+    def run(a: argparse.Namespace) -> None:
+        from pathlib import Path
+        from mainscripts.trainer import TrainSettings, train
+        from models.options import flags_given
+        train(TrainSettings(
+            src_dir=Path(a.training_data_src_dir), dst_dir=Path(a.training_data_dst_dir), model_dir=Path(a.model_dir),
+            model=a.model, pretraining_dir=Path(a.pretraining_data_dir) if a.pretraining_data_dir else None,
+            force_model_name=a.force_model_name, no_preview=a.no_preview, silent_start=a.silent_start,
+            target_iteration=a.target_iteration, precision=a.precision, jit=a.jit, autosave_minutes=a.autosave_minutes,
+            workers=a.workers, options=flags_given(a)))
+    p.set_defaults(func=run)
+
+
 def _add_demo(sub: argparse._SubParsersAction, common: list[argparse.ArgumentParser]) -> None:
     from mainscripts import demo
 
@@ -121,6 +243,31 @@ def _add_demo(sub: argparse._SubParsersAction, common: list[argparse.ArgumentPar
                                    "that exists on them, printing each command.")
     p.add_argument("--workspace", default="workspace", help="workspace folder (default: ./workspace)")
     p.set_defaults(func=lambda a: demo.run_demo(a.workspace))
+
+
+def _add_merge(sub: argparse._SubParsersAction, common: list[argparse.ArgumentParser]) -> None:
+    from mainscripts import merger_cli
+
+    p = sub.add_parser("merge", parents=common + [_device_parent()], help="put the trained face onto every dst frame",
+                       description="Merge a trained model's faces into the dst frames: merged/<frame>.png and "
+                                   "merged_mask/<frame>.png. Interactive window by default on a terminal; batch with "
+                                   "--config or --no-interactive (and always when stdin is not a terminal).")
+    p.add_argument("--input-dir", required=True, help="dst frames, e.g. workspace/data_dst")
+    p.add_argument("--output-dir", required=True, help="merged frames, e.g. workspace/data_dst/merged")
+    p.add_argument("--output-mask-dir", required=True, help="merged masks, e.g. workspace/data_dst/merged_mask")
+    p.add_argument("--aligned-dir", default=None, help="aligned dst faces (their landmarks place the faces), e.g. workspace/data_dst/aligned")
+    p.add_argument("--model-dir", required=True, help="model folder, e.g. workspace/model")
+    p.add_argument("--model", required=True, dest="model_class", metavar="{Quick96,SAEHD}", help="model class to load")
+    p.add_argument("--config", default=None, dest="config_path",
+                   help="merge settings JSON (any subset of the settings; batch mode, one setting for all frames)")
+    inter = p.add_mutually_exclusive_group()
+    inter.add_argument("--interactive", action="store_true", default=None, help="open the interactive merger window")
+    inter.add_argument("--no-interactive", action="store_false", dest="interactive", help="batch merge without a window")
+    p.add_argument("--workers", type=int, default=None,
+                   help="compositing worker processes (asked if omitted; default one per core, at most 8; 0 = in this process)")
+    p.set_defaults(func=lambda a: merger_cli.merge(
+        a.input_dir, a.output_dir, a.output_mask_dir, a.aligned_dir, a.model_dir, a.model_class,
+        config_path=a.config_path, interactive=a.interactive, workers=a.workers, debug=getattr(a, "debug", False)))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,7 +279,12 @@ def build_parser() -> argparse.ArgumentParser:
     common = [_debug_parent()]
     _add_videoed(sub, common)
     _add_extract(sub, common)
+    _add_sort(sub, common)
+    _add_util(sub, common)
+    _add_facesettool(sub, common)
+    _add_train(sub, common)
     _add_demo(sub, common)
+    _add_merge(sub, common)
     return parser
 
 

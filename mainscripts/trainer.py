@@ -36,7 +36,7 @@ class TrainSettings:
     no_preview: bool = False
     silent_start: bool = False
     target_iteration: int = 0
-    precision: str = "float32"
+    precision: str = "auto"
     jit: bool | None = None
     autosave_minutes: float = AUTOSAVE_MINUTES
     workers: int | None = None
@@ -278,7 +278,7 @@ def _open_model(s: TrainSettings) -> Any:
         if saved and saved.get("pretrain") and not options.get("pretrain"):
             _end_pretraining(model)
     log.info(f"Model {name!r} ({cls.CLASS_NAME}) at iteration {model.iteration}, backend {kb.backend_name()}, "
-             f"precision {s.precision}")
+             f"precision {kb.precision_name()}")
     return model
 
 

@@ -179,10 +179,25 @@ def denoise_image_sequence(input_dir: str, factor: int | None = None) -> int:
 
 # --- video-from-sequence -----------------------------------------------------------------------
 
+SYNTHETIC_COMMENT = "synthetic media: made with facekit face swap"
+SYNTHETIC_TAG = ("synthetic_media", "face swap made with facekit")  # a custom key for machine readers
+
+
+def synthetic_media_args() -> list[str]:
+    """ffmpeg output options that mark the video as synthetic in its container metadata: the
+    standard comment tag and a custom `synthetic_media` key (MP4/MOV keep custom keys only with
+    movflags use_metadata_tags, which the caller adds)."""
+    key, value = SYNTHETIC_TAG
+    return ["-metadata", f"comment={SYNTHETIC_COMMENT}", "-metadata", f"{key}={value}"]
+
+
 def video_from_sequence(input_dir: str, output_file: str, reference_file: str | None = None, ext: str | None = None,
                         fps: float | None = None, bitrate: int | None = None, include_audio: bool = False,
-                        lossless: bool = False) -> Path:
-    """Encode a frame sequence as a video; frame rate and audio come from the reference video."""
+                        lossless: bool = False, synthetic_marker: bool = True) -> Path:
+    """Encode a frame sequence as a video; frame rate and audio come from the reference video.
+
+    The video is tagged as synthetic media in its container metadata unless `synthetic_marker` is
+    False (merged face swaps should say what they are)."""
     folder = require_dir(input_dir, "frame folder")
     out_path = Path(output_file)
     container = VIDEO_CONTAINERS.get(out_path.suffix.lower())
@@ -220,11 +235,13 @@ def video_from_sequence(input_dir: str, output_file: str, reference_file: str | 
         else:
             log.warning(f"{reference.path}: no audio track; writing a silent video")
     if container in ("mp4", "mov"):
-        kwargs["movflags"] = "+faststart"
+        kwargs["movflags"] = "+faststart+use_metadata_tags" if synthetic_marker else "+faststart"
 
     log.info(f"Encoding {len(images)} frames from {folder} at {float(rate):.3f} fps to {out_path}")
     with atomic_path(out_path) as tmp:
         args = ffmpeg.output(*streams, str(tmp), **kwargs).get_args()
+        if synthetic_marker:
+            args = args[:-1] + synthetic_media_args() + args[-1:]  # options go before the output name
         written = run_ffmpeg(args, path=folder, total_frames=len(images), desc="Encoding",
                              stdin_chunks=(p.read_bytes() for p in images))
         if written != len(images):

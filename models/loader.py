@@ -57,7 +57,7 @@ def saved_options(files: ModelFiles, cls: type[ModelBase], state_meta: dict) -> 
     return parse_saved(cls.OPTIONS, data, files.options)
 
 
-def load_predictor(model_dir: str | Path, class_name: str, name: str | None = None) -> ModelBase:
+def load_predictor(model_dir: str | Path, class_name: str, name: str | None = None, precision: str = "auto") -> ModelBase:
     """A trained model in inference mode (a models.predictor.FacePredictor) for the merger."""
     folder = Path(model_dir)
     if not folder.is_dir():
@@ -71,7 +71,7 @@ def load_predictor(model_dir: str | Path, class_name: str, name: str | None = No
             raise UserError(f"no trained {class_name} model in this folder{hint}", folder)
         name = names[0]
     files = ModelFiles(folder, name, class_name)
-    kb.prepare()
+    kb.prepare(precision)
     state = files.read_state()
     model = cls(files, saved_options(files, cls, state.meta), training=False)
     model.load(state)

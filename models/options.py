@@ -24,6 +24,7 @@ class Option:
     valid_range: tuple[float, float] | None = None
     first_run_only: bool = False  # shapes of the networks: fixed once the model exists
     ask_if: Callable[[dict[str, Any]], bool] | None = None  # asked only when this holds for the options so far
+    alias: str | None = None  # a second CLI flag
 
     @property
     def flag(self) -> str:
@@ -72,8 +73,8 @@ def add_flags(parser: argparse.ArgumentParser, options: Sequence[Option]) -> Non
             continue
         seen.add(opt.key)
         metavar = "y/n" if opt.kind == "bool" else ("{" + ",".join(opt.choices) + "}" if opt.choices else opt.kind.upper())
-        parser.add_argument(opt.flag, dest=f"opt_{opt.key}", default=None, metavar=metavar,
-                            help=opt.help + ("" if not opt.first_run_only else " (set when the model is created)"))
+        parser.add_argument(opt.flag, *([opt.alias] if opt.alias else []), dest=f"opt_{opt.key}", default=None, metavar=metavar,
+                            help=opt.help.replace("%", "%%") + ("" if not opt.first_run_only else " (set when the model is created)"))
 
 
 def flags_given(args: argparse.Namespace) -> dict[str, Any]:

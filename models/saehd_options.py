@@ -20,7 +20,7 @@ def _wide_face(o: dict[str, Any]) -> bool:
 
 COMMON_OPTIONS: tuple[Option, ...] = (
     Option("autobackup_hour", 0, "Back up the model every N hours into <model>_autobackups/01..24 (0 = off).",
-           "Autobackup every N hour", "int", valid_range=(0, 24)),
+           "Autobackup every N hour", "int", valid_range=(0, 24), alias="--autobackup-hours"),
     Option("write_preview_history", False, "Save preview images to <model>_history every few hundred iterations.",
            "Write preview history", "bool"),
     Option("random_src_flip", False, "Random horizontal flips of src faces: more angles, less likeness.", "Flip SRC faces randomly", "bool"),

@@ -272,3 +272,14 @@ def test_preview_window_keys_save_switch_and_exit(facesets, tmp_path, xserver):
     saved = _state_meta(model_dir)["iteration"]
     assert saved > first
     assert out.count("Saved") >= 3  # iteration 1, the s key, and the exit
+
+
+def test_every_model_option_has_a_flag_in_the_help():
+    from models.saehd_options import COMMON_OPTIONS, SAEHD_OPTIONS
+    res = run_cli("train", "--help")
+    assert res.returncode == 0, res.stderr
+    for opt in SAEHD_OPTIONS + COMMON_OPTIONS:
+        assert opt.flag in res.stdout, opt.flag
+    for flag in ("--no-preview", "--target-iteration", "--silent-start", "--cpu-only", "--force-gpu-idxs", "--precision",
+                 "--pretraining-data-dir", "--autobackup-hours"):
+        assert flag in res.stdout, flag

@@ -1,0 +1,139 @@
+"""`merge`: put the trained src face onto every dst frame (DFL's merger, reference/dfl.md §8).
+
+Orchestration only: check the inputs, load the model, choose interactive or batch, and hand over to
+merger/ (window, session, batch pipeline). Without a terminal and without --config, it merges in
+batch with the default settings and says so: scripts never wait on a prompt or a window.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from core import interact, log
+from core.errors import UserError
+from core.fileio import ensure_writable_dir
+from core.workers import default_worker_count
+from merger.config import (COLOR_TRANSFER_MODES, HIST_MATCH_MODES, MASK_MODES, MODES, RANGES, SHARPEN_MODES,
+                           MergeConfig, default_config, load_config)
+from merger.frames import FrameInfo, check_frame_sizes, collect_frames
+from merger.pipeline import output_paths, run_merge
+from merger.session import load_session, new_session, session_path
+
+CPU_ENV = {"CUDA_VISIBLE_DEVICES": "-1", "JAX_PLATFORMS": "cpu"}  # compositing workers never touch a GPU
+
+
+def ask_settings(base: MergeConfig) -> MergeConfig:
+    """DFL's console questions, once for all frames (batch mode with a terminal)."""
+    def num(name: str, question: str) -> int:
+        lo, hi = RANGES[name]
+        return interact.ask_int(question, getattr(base, name), (lo, hi))
+
+    mode = interact.ask_str("Mode", base.mode, MODES)
+    values = {"mode": mode}
+    if mode in HIST_MATCH_MODES:
+        values["hist_match_threshold"] = num("hist_match_threshold", "Hist match threshold")
+    if mode == "hist-match":
+        values["masked_hist_match"] = interact.ask_bool("Masked hist match?", base.masked_hist_match)
+    values["mask_mode"] = interact.ask_str("Mask mode", base.mask_mode, MASK_MODES)
+    values["erode"] = num("erode", "Choose erode mask modifier")
+    values["blur"] = num("blur", "Choose blur mask modifier")
+    values["motion_blur"] = num("motion_blur", "Choose motion blur power")
+    values["output_face_scale"] = num("output_face_scale", "Choose output face scale modifier")
+    values["color_transfer"] = interact.ask_str("Color transfer to predicted face", base.color_transfer, COLOR_TRANSFER_MODES)
+    values["sharpen_mode"] = interact.ask_str("Choose sharpen mode", base.sharpen_mode, SHARPEN_MODES)
+    values["sharpen_amount"] = num("sharpen_amount", "Choose blur/sharpen amount")
+    values["image_denoise"] = num("image_denoise", "Choose image degrade by denoise power")
+    values["bicubic_degrade"] = num("bicubic_degrade", "Choose image degrade by bicubic rescale power")
+    values["color_degrade"] = num("color_degrade", "Degrade color power of final image")
+    return base.replace(**values)
+
+
+def _stale_outputs(infos: list[FrameInfo], output_dir: Path) -> int:
+    names = {f"{i.path.stem}.png" for i in infos}
+    return sum(1 for p in output_dir.glob("*.png") if p.name not in names)
+
+
+def merge(input_dir: str, output_dir: str, output_mask_dir: str, aligned_dir: str | None, model_dir: str,
+          model_class: str, config_path: str | None = None, interactive: bool | None = None,
+          workers: int | None = None, debug: bool = False, predictor=None) -> int:
+    """Merge every frame of `input_dir`; returns the number of frames written.
+
+    `predictor` (a models.predictor.FacePredictor) skips loading the model from `model_dir`.
+    """
+    if aligned_dir is None:
+        raise UserError("--aligned-dir is required: the merger takes each face's landmarks from the aligned dst faces")
+    infos = collect_frames(input_dir, aligned_dir)
+    width, height = check_frame_sizes(infos)
+    out_dir = ensure_writable_dir(output_dir)
+    mask_dir = ensure_writable_dir(output_mask_dir)
+    with_faces = sum(1 for i in infos if i.landmarks)
+    log.info(f"{len(infos)} frames of {width}x{height}, {with_faces} with faces to merge")
+
+    if interactive is None:
+        if config_path is not None:
+            interactive = False
+        elif not interact.is_interactive():
+            log.info("stdin is not a terminal: merging in batch mode with the default settings "
+                     "(give --config merge.json to choose them)")
+            interactive = False
+        else:
+            interactive = interact.ask_bool("Use interactive merger?", True)
+
+    if predictor is None:
+        if not Path(model_dir).is_dir():
+            raise UserError("model folder not found", model_dir)
+        from models.loader import load_predictor  # the model code is heavy: import only when merging
+        predictor = load_predictor(Path(model_dir), model_class)
+    base = default_config(getattr(predictor, "default_mode", None))
+    cfg = load_config(config_path, base) if config_path is not None else None
+
+    if interactive:
+        return _interactive(infos, predictor, cfg or base, Path(model_dir), model_class, out_dir, mask_dir)
+
+    if cfg is None:
+        cfg = ask_settings(base) if interact.is_interactive() else base
+    if workers is None:
+        cores = os.cpu_count() or 1
+        workers = interact.ask_int("Number of workers?", default_worker_count(), (1, max(1, cores)))
+    stale = _stale_outputs(infos, out_dir)
+    if stale:
+        log.warning(f"{out_dir}: {stale} PNG file(s) there are not frames of {input_dir} (left as they are)")
+    log.info("Settings for all frames:\n" + cfg.describe())
+    summary = run_merge(infos, cfg, predictor, out_dir, mask_dir, workers=workers, debug=debug,
+                        worker_envs=[CPU_ENV])
+    if summary.failed:
+        name, why = summary.failed[0]
+        raise UserError(f"{len(summary.failed)} of {len(infos)} frames could not be merged (first: {name}: {why})", out_dir)
+    log.info(f"Merged {summary.merged} frames into {out_dir} (masks in {mask_dir})")
+    return summary.merged
+
+
+def _interactive(infos: list[FrameInfo], predictor, cfg: MergeConfig, model_dir: Path, model_class: str,
+                 out_dir: Path, mask_dir: Path) -> int:
+    import sys
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise UserError("the interactive merger needs a display (no DISPLAY is set); "
+                        "merge with --no-interactive or --config merge.json instead")
+    from merger.window import run_window  # opens a display: imported only for interactive runs
+
+    names = [i.path.name for i in infos]
+    path = session_path(model_dir, model_class)
+    iteration = int(getattr(predictor, "iteration", 0))
+    session = None
+    if path.exists() and interact.ask_bool("Use saved session?", True):
+        session = load_session(path, names, iteration, cfg)
+    if session is None:
+        session = new_session(path, names, iteration, cfg)
+    else:
+        for k, info in enumerate(infos):  # outputs deleted since: merge those frames again
+            out, mask = output_paths(info.path, out_dir, mask_dir)
+            if session.done[k] and not (out.exists() and mask.exists()):
+                session.done[k] = False
+        remaining = session.remaining
+        if remaining:
+            session.current = min(session.current, remaining[0])
+        log.info(f"Saved session: {len(infos) - len(remaining)} of {len(infos)} frames merged")
+    run_window(infos, predictor, session, out_dir, mask_dir)
+    done = len(infos) - len(session.remaining)
+    log.info(f"Session saved to {path}: {done} of {len(infos)} frames merged")
+    return done

@@ -1,0 +1,315 @@
+"""The interactive merger: one OpenCV window, one key per knob (DFL §8.5).
+
+The keys act on the session (settings per frame, with inheritance) through `MergerController`, a
+plain object the tests drive without a display; `run_window` only shows frames and reads keys.
+Every frame shown is merged with the settings on screen and written to the output folders, so
+what the user saw is what is on disk. The title carries the frame and its settings, so scripts
+(and the window tests) can follow the window's state.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from core import log
+from core.image_io import read_image, write_image
+from facelib.face_type import FaceType
+from merger.compose import FacePrediction, compose_frame
+from merger.config import KEY_HELP, MergeConfig, apply_key, is_setting_key
+from merger.frames import FrameInfo
+from merger.pipeline import output_paths, predict_faces
+from merger.session import MergeSession
+
+WINDOW_NAME = "Merger"
+PREVIEW_WIDTH = 1368  # DFL's initial preview width
+PREVIEW_MAX_HEIGHT = 900
+HELP_HEIGHT = 768
+ZOOM_RANGE = (0.1, 4.0)
+
+NAV_HELP: tuple[tuple[str, str], ...] = (
+    ("Tab", "help / preview"),
+    ("Esc", "save the session and quit"),
+    (", / .", "previous / next frame (a new frame inherits the settings)"),
+    ("<", "first frame"),
+    (">", "process all remaining frames on/off"),
+    ("/ / m", "next / previous frame, overriding its settings with these"),
+    ("M", "back to the first frame, overriding every frame on the way"),
+    ("?", "apply these settings to all remaining frames"),
+    ("- / =", "zoom out / in"),
+    ("v", "checkerboard behind the mask"),
+)
+
+
+def decode_key(code: int) -> str | None:
+    """A waitKeyEx code as 'tab', 'esc', 'shift' or the character typed; None for other keys."""
+    if code is None or code < 0:
+        return None
+    if code in (9, 0xFF09):
+        return "tab"
+    if code in (27, 0xFF1B):
+        return "esc"
+    if code in (0xFFE1, 0xFFE2):
+        return "shift"
+    if code > 0xFFFF:
+        code &= 0xFFFF
+    if 32 <= code < 127:
+        return chr(code)
+    return None
+
+
+_SHIFTED = {",": "<", ".": ">", "/": "?", ";": ":", "`": "~"}
+
+
+class KeyReader:
+    """Turns waitKeyEx codes into the characters DFL's key map expects, Shift included.
+
+    OpenCV's Qt backend reports Shift+E as a Shift press followed by a lower-case 'e' (it drops the
+    case), so a Shift press makes the next key a shifted one. Backends that report 'E' directly
+    work as they are. Holding Shift for several presses under Qt shifts only the first one.
+    """
+
+    def __init__(self) -> None:
+        self.shift = False
+
+    def read(self, code: int) -> str | None:
+        key = decode_key(code)
+        if key is None:
+            return None
+        if key == "shift":
+            self.shift = True
+            return None
+        if self.shift and len(key) == 1:
+            key = key.upper() if key.isalpha() else _SHIFTED.get(key, key)
+        self.shift = False
+        return key
+
+
+@dataclass
+class ViewState:
+    show_help: bool = True  # DFL opens on the help screen
+    zoom: float = 1.0
+    checker: bool = False
+    auto: bool = False  # "process all remaining frames"
+    quit: bool = False
+
+
+class MergerController:
+    """What each key does to the session and the view (no drawing, no model)."""
+
+    def __init__(self, session: MergeSession, default_mode: str = "overlay"):
+        self.session = session
+        self.view = ViewState()
+        self.default_mode = default_mode
+        self.n = len(session.frame_names)
+        session.materialise(session.current)
+
+    @property
+    def index(self) -> int:
+        return self.session.current
+
+    @property
+    def cfg(self) -> MergeConfig:
+        return self.session.config_for(self.index)
+
+    def _go(self, i: int) -> None:
+        """Move to frame i; frames skipped over going forward inherit like DFL's one-by-one steps."""
+        i = min(max(0, i), self.n - 1)
+        for k in range(self.session.current + 1, i + 1):
+            self.session.materialise(k)
+        self.session.current = i
+        self.session.materialise(i)
+
+    def on_key(self, key: str | None) -> None:
+        if key is None:
+            return
+        s, v = self.session, self.view
+        if key == "tab":
+            v.show_help = not v.show_help
+        elif key == "esc":
+            v.quit = True
+        elif is_setting_key(key):
+            s.set_config(self.index, apply_key(self.cfg, key, self.default_mode))
+        elif key == ",":
+            self._go(self.index - 1)
+        elif key == "<":
+            self._go(0)
+        elif key == ".":
+            self._go(self.index + 1)
+        elif key == ">":
+            v.auto = not v.auto
+        elif key == "/":
+            if self.index + 1 < self.n:
+                cfg = self.cfg
+                self._go(self.index + 1)
+                s.set_config(self.index, cfg)
+        elif key == "m":
+            if self.index > 0:
+                cfg = self.cfg
+                self._go(self.index - 1)
+                s.set_config(self.index, cfg)
+        elif key == "M":
+            cfg = self.cfg
+            for k in range(self.index, -1, -1):
+                s.set_config(k, cfg)
+            self._go(0)
+        elif key == "?":
+            cfg = self.cfg
+            for k in range(self.index + 1, self.n):
+                s.set_config(k, cfg)
+        elif key == "-":
+            v.zoom = max(ZOOM_RANGE[0], round(v.zoom - 0.1, 2))
+        elif key == "=":
+            v.zoom = min(ZOOM_RANGE[1], round(v.zoom + 0.1, 2))
+        elif key == "v":
+            v.checker = not v.checker
+        if key != "tab" and key != "esc" and v.show_help and key in (",", ".", "<", ">", "/", "m", "M"):
+            v.show_help = False  # navigating means the user wants to see frames
+
+    def auto_step(self) -> bool:
+        """One step of 'process all remaining': move to the next frame; False when at the end."""
+        if self.index + 1 >= self.n:
+            self.view.auto = False
+            return False
+        self._go(self.index + 1)
+        return True
+
+    def title(self) -> str:
+        c = self.cfg
+        name = self.session.frame_names[self.index]
+        hist = f" hist={c.hist_match_threshold}{'/masked' if c.masked_hist_match else ''}" if c.mode.endswith("hist-match") else ""
+        parts = [f"{WINDOW_NAME} - frame {self.index + 1}/{self.n} {name} -", c.mode, f"mask={c.mask_mode}",
+                 f"ct={c.color_transfer}", f"erode={c.erode}", f"blur={c.blur}", f"motion={c.motion_blur}",
+                 f"scale={c.output_face_scale}", f"sharpen={c.sharpen_mode}:{c.sharpen_amount}",
+                 f"denoise={c.image_denoise}", f"bicubic={c.bicubic_degrade}", f"cdegrade={c.color_degrade}"]
+        text = " ".join(parts) + hist + f" zoom={self.view.zoom:.1f}"
+        if self.view.checker:
+            text += " checker"
+        if self.view.auto:
+            text += " auto"
+        if self.view.show_help:
+            text += " - help"
+        return text
+
+
+class FrameMerger:
+    """Merges one frame at a time in this process; model predictions are cached per frame, so
+    changing a setting only re-composites."""
+
+    def __init__(self, infos: list[FrameInfo], predictor, output_dir: Path, mask_dir: Path, cache_frames: int = 8):
+        self.infos, self.predictor = infos, predictor
+        self.output_dir, self.mask_dir = Path(output_dir), Path(mask_dir)
+        self._cache: dict[int, tuple[np.ndarray, list[FacePrediction]]] = {}
+        self._order: list[int] = []
+        self.cache_frames = cache_frames
+
+    def _frame(self, i: int) -> tuple[np.ndarray, list[FacePrediction]]:
+        if i not in self._cache:
+            info = self.infos[i]
+            frame = read_image(info.path)
+            faces = predict_faces(self.predictor, frame, info.landmarks)[0] if info.landmarks else []
+            self._cache[i] = (frame, faces)
+            self._order.append(i)
+            while len(self._order) > self.cache_frames:
+                self._cache.pop(self._order.pop(0), None)
+        return self._cache[i]
+
+    def merge(self, i: int, cfg: MergeConfig) -> tuple[np.ndarray, np.ndarray]:
+        frame, faces = self._frame(i)
+        image, mask = compose_frame(frame, faces, cfg, int(self.predictor.resolution),
+                                    FaceType(self.predictor.face_type), self.infos[i].motion)
+        out, mask_path = output_paths(self.infos[i].path, self.output_dir, self.mask_dir)
+        write_image(out, image)
+        write_image(mask_path, mask)
+        return image, mask
+
+
+# --- drawing ---------------------------------------------------------------------------------------
+
+def help_image(width: int = 1024, height: int = HELP_HEIGHT) -> np.ndarray:
+    """The help screen: every key and what it does."""
+    img = np.full((height, width, 3), 32, np.uint8)
+    lines = [("Interactive merger - keys", "")] + list(NAV_HELP) + [("", "")] + list(KEY_HELP)
+    y = 40
+    step = max(18, (height - 60) // max(1, len(lines)))
+    for key, what in lines:
+        if key and not what:
+            cv2.putText(img, key, (30, y), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (255, 255, 255), 2, cv2.LINE_AA)
+        elif key:
+            cv2.putText(img, key, (30, y), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (120, 220, 255), 1, cv2.LINE_AA)
+            cv2.putText(img, what, (200, y), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (230, 230, 230), 1, cv2.LINE_AA)
+        y += step
+    return img
+
+
+def checkerboard(h: int, w: int, cell: int = 16) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w]
+    board = (((yy // cell) + (xx // cell)) % 2).astype(np.uint8)
+    return np.where(board[..., None] == 1, 200, 120).astype(np.uint8).repeat(3, axis=2)
+
+
+def preview_image(image: np.ndarray, mask: np.ndarray, view: ViewState, status: str) -> np.ndarray:
+    """The merged frame as shown: zoomed, optionally over a checkerboard where the mask is empty."""
+    h, w = image.shape[:2]
+    if view.checker:
+        a = (mask.astype(np.float32) / 255.0)[..., None]
+        image = (image * a + checkerboard(h, w) * (1 - a)).astype(np.uint8)
+    base = min(PREVIEW_WIDTH / w, PREVIEW_MAX_HEIGHT / h)
+    scale = base * view.zoom
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    shown = cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    bar = np.full((28, shown.shape[1], 3), 24, np.uint8)
+    cv2.putText(bar, status, (8, 19), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (230, 230, 230), 1, cv2.LINE_AA)
+    return np.vstack([shown, bar])
+
+
+def run_window(infos: list[FrameInfo], predictor, session: MergeSession, output_dir: Path, mask_dir: Path) -> MergeSession:
+    """Show the merger until Esc (or until 'process all remaining' reaches the end); the session is
+    saved on the way out. Returns the session."""
+    ctl = MergerController(session, getattr(predictor, "default_mode", "overlay"))
+    merger = FrameMerger(infos, predictor, output_dir, mask_dir)
+    cv2.namedWindow(WINDOW_NAME, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
+    rendered: tuple[int, MergeConfig] | None = None
+    image = mask = None
+    shown: tuple | None = None
+    title = ""
+    printed: MergeConfig | None = None
+    help_img = help_image()
+    keys = KeyReader()
+    try:
+        while not ctl.view.quit:
+            i, cfg = ctl.index, ctl.cfg
+            if rendered != (i, cfg):
+                image, mask = merger.merge(i, cfg)
+                session.mark_done(i)
+                rendered = (i, cfg)
+                if cfg != printed:
+                    log.info(f"--- frame {i + 1}: {session.frame_names[i]} ---\n{cfg.describe()}")
+                    printed = cfg
+            look = (i, cfg, ctl.view.show_help, ctl.view.zoom, ctl.view.checker, ctl.view.auto)
+            if look != shown:
+                status = f"{i + 1}/{ctl.n} {session.frame_names[i]}   {cfg.mode} | {cfg.mask_mode} | {cfg.color_transfer}" \
+                         f"   Tab: help"
+                cv2.imshow(WINDOW_NAME, help_img if ctl.view.show_help else preview_image(image, mask, ctl.view, status))
+                shown = look
+                if ctl.title() != title:
+                    title = ctl.title()
+                    cv2.setWindowTitle(WINDOW_NAME, title)
+            code = cv2.waitKeyEx(1 if ctl.view.auto else 20)
+            ctl.on_key(keys.read(code))
+            if ctl.view.auto and not ctl.view.quit and code < 0:  # no key waiting: next frame
+                if not ctl.auto_step() and not session.remaining:
+                    image, mask = merger.merge(ctl.index, ctl.cfg) if rendered != (ctl.index, ctl.cfg) else (image, mask)
+                    session.mark_done(ctl.index)
+                    log.info("All frames are merged.")
+                    break
+            if code == -1 and cv2.getWindowProperty(WINDOW_NAME, cv2.WND_PROP_VISIBLE) < 1:
+                break  # closed with the title bar's X: like Esc
+    finally:
+        session.save()
+        if cv2.getWindowProperty(WINDOW_NAME, cv2.WND_PROP_VISIBLE) >= 1:
+            cv2.destroyWindow(WINDOW_NAME)
+        cv2.waitKey(1)
+    return session

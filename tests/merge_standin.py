@@ -1,0 +1,47 @@
+"""A stand-in for a trained model, for merger tests and the merge benchmark.
+
+It fulfils models.predictor.FacePredictor: the "swapped" face is the dst crop mirrored left-right
+with its colours shifted (redder), so a merged frame differs from the dst inside the face even after
+colour transfer has undone the tint, and both
+learned masks are the landmark hull of a real face in the crop. Aligned crops put every face in the
+same place, so one template hull fits all frames of a test clip.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from core.aligned_face import read_face_meta
+from facelib.align import align, transform_points
+from facelib.face_type import FaceType
+from facelib.masks import hull_mask
+from models.predictor import Prediction
+
+TINT = np.array([0.75, 1.0, 1.35], np.float32)  # B, G, R gains: a clearly redder face
+
+
+class StandInPredictor:
+    def __init__(self, template_landmarks: np.ndarray, resolution: int = 64, face_type: FaceType = FaceType.WHOLE_FACE,
+                 iteration: int = 1, default_mode: str = "overlay", tint: np.ndarray = TINT):
+        self.resolution = resolution
+        self.face_type = face_type
+        self.iteration = iteration
+        self.default_mode = default_mode
+        self.tint = np.asarray(tint, np.float32)
+        mat = align(template_landmarks, resolution, face_type)
+        self.mask = hull_mask((resolution, resolution), transform_points(template_landmarks, mat))
+        self.calls: list[int] = []  # batch sizes seen, so tests can check batching
+
+    def predict(self, faces: np.ndarray) -> Prediction:
+        faces = np.asarray(faces, np.float32)
+        n, r = faces.shape[0], self.resolution
+        assert faces.shape == (n, r, r, 3), faces.shape
+        self.calls.append(n)
+        masks = np.repeat(self.mask[None], n, axis=0)
+        return Prediction(face=np.clip(faces[:, :, ::-1] * self.tint, 0.0, 1.0), src_mask=masks, dst_mask=masks.copy())
+
+
+def standin_from_aligned(aligned_file, **kwargs) -> StandInPredictor:
+    """A stand-in whose mask template is the frame landmarks of one real aligned face."""
+    meta = read_face_meta(aligned_file)
+    assert meta is not None and meta.source_landmarks is not None
+    return StandInPredictor(np.asarray(meta.source_landmarks, np.float64), **kwargs)
