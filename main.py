@@ -239,10 +239,12 @@ def _add_demo(sub: argparse._SubParsersAction, common: list[argparse.ArgumentPar
     from mainscripts import demo
 
     p = sub.add_parser("demo", parents=common + [_device_parent()], help="build the demo workspace and run the pipeline on it",
-                       description="Make two short videos from bundled public-domain photos and run every pipeline stage "
-                                   "that exists on them, printing each command.")
+                       description="Make two short videos from bundled public-domain photos and run every pipeline "
+                                   "stage on them (extract, train a small SAEHD, merge, encode), printing each command.")
     p.add_argument("--workspace", default="workspace", help="workspace folder (default: ./workspace)")
-    p.set_defaults(func=lambda a: demo.run_demo(a.workspace))
+    p.add_argument("--iterations", type=int, default=demo.DEMO_ITERATIONS,
+                   help=f"training iterations of the demo model (default {demo.DEMO_ITERATIONS}, a few minutes on a CPU)")
+    p.set_defaults(func=lambda a: demo.run_demo(a.workspace, a.iterations))
 
 
 def _add_merge(sub: argparse._SubParsersAction, common: list[argparse.ArgumentParser]) -> None:

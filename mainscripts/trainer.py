@@ -159,6 +159,8 @@ class TrainingSession:
         if s.target_iteration and model.iteration >= s.target_iteration:
             self.console.message(f"Model is already at iteration {model.iteration} (target {s.target_iteration}).")
             self.reached_target = True
+            if s.no_preview:
+                return
         while True:
             cmd = self._next_command(block=self.reached_target)
             if cmd == "exit":

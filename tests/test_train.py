@@ -80,7 +80,7 @@ def test_loss_decreases_and_save_load_gives_identical_predictions(facesets, tmp_
     model.save()
 
     from models.loader import load_predictor
-    loaded = load_predictor(tmp_path, "SAEHD")
+    loaded = load_predictor(tmp_path, "SAEHD", precision="float32")
     faces = src.next().target
     a, b = model.predict(faces), loaded.predict(faces)
     assert loaded.iteration == 40
@@ -88,6 +88,14 @@ def test_loss_decreases_and_save_load_gives_identical_predictions(facesets, tmp_
     np.testing.assert_array_equal(a.dst_mask, b.dst_mask)
     assert a.face.shape == (4, 32, 32, 3) and a.src_mask.shape == (4, 32, 32)
     assert 0 <= a.face.min() and a.face.max() <= 1
+    # bfloat16 inference (what `auto` picks on CPUs with native bf16) gives the same faces to within
+    # a couple of 8-bit levels on average
+    try:
+        half = load_predictor(tmp_path, "SAEHD", precision="mixed_bfloat16").predict(faces)
+    finally:
+        from core import keras_backend as kb
+        kb.prepare("float32")
+    assert float(np.abs(half.face - a.face).mean()) < 2.5 / 255
 
 
 def test_nan_rolls_back_to_the_last_good_weights_and_lowers_the_learning_rate(facesets, tmp_path):
