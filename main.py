@@ -235,6 +235,20 @@ def _add_train(sub: argparse._SubParsersAction, common: list[argparse.ArgumentPa
     p.set_defaults(func=run)
 
 
+def _add_evaluate(sub: argparse._SubParsersAction, common: list[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("evaluate", parents=common, help="score a merged result: identity, landmarks, pose, jitter",
+                       description="Compare data_dst/merged with the original dst frames and the src faceset: identity "
+                                   "similarity (dlib embeddings) to src and to dst, landmark and pose agreement with dst, "
+                                   "frame-to-frame jitter of the face. Also writes <workspace>/evaluation.json.")
+    p.add_argument("--workspace", default="workspace", help="workspace folder (default: ./workspace)")
+    p.add_argument("--max-frames", type=int, default=100, help="consecutive merged frames to score (default 100)")
+
+    def run(a: argparse.Namespace) -> None:
+        from mainscripts.evaluate import evaluate
+        evaluate(a.workspace, max_frames=a.max_frames)
+    p.set_defaults(func=run)
+
+
 def _add_demo(sub: argparse._SubParsersAction, common: list[argparse.ArgumentParser]) -> None:
     from mainscripts import demo
 
@@ -287,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub, common)
     _add_demo(sub, common)
     _add_merge(sub, common)
+    _add_evaluate(sub, common)
     return parser
 
 

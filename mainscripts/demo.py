@@ -88,6 +88,7 @@ def run_demo(workspace: str, iterations: int = DEMO_ITERATIONS) -> Path:
          "--model-dir", str(ws / "model"), "--model", "SAEHD", "--no-interactive"],
         ["videoed", "video-from-sequence", "--input-dir", str(ws / "data_dst" / "merged"),
          "--output-file", str(ws / "result.mp4"), "--reference-file", str(dst_video), "--include-audio", "--bitrate", "16"],
+        ["evaluate", "--workspace", str(ws), "--max-frames", "50"],
     ]
     for args in steps:  # run exactly the printed commands, as separate processes like the user would
         _announce(*args)

@@ -2,6 +2,8 @@
 from two videos to a merged result with the destination's audio."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from core.image_io import read_image
@@ -38,6 +40,11 @@ def test_demo_runs_every_stage_end_to_end_and_resumes(tmp_path):
         assert outside.mean() > 0.5 and inside.sum() > 2000
         assert np.array_equal(merged[outside], original[outside])
         assert np.abs(merged[inside] - original[inside]).mean() > 3
+
+    # the quality report ran last: the swapped faces are no longer the untouched dst faces
+    m = re.search(r"^identity similarity to dst: (\d\.\d+)", first.stdout, flags=re.M)
+    assert m and float(m.group(1)) < 0.999, first.stdout[-2000:]
+    assert "identity similarity to src:" in first.stdout and (ws / "evaluation.json").exists()
 
     again = run_cli("demo", "--workspace", str(ws), "--iterations", "6", timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
