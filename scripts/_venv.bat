@@ -5,7 +5,7 @@ set "REPO_ROOT=%~dp0.."
 set "VENV=%REPO_ROOT%\.venv"
 set "VENV_PY=%VENV%\Scripts\python.exe"
 if not exist "%VENV_PY%" (
-    echo Creating %VENV%
+    echo Creating "%VENV%"
     py -3.11 -m venv "%VENV%" 2>nul || python -m venv "%VENV%" || (echo Error: Python 3.11 not found & exit /b 1)
     "%VENV_PY%" -m pip install --quiet --upgrade pip || exit /b 1
 )

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# 5.2) data_dst util recover original filename: rename the faces of data_dst/aligned back to their
+# extraction names (after sort).
+# Extra arguments go to main.py; WORKSPACE=/path overrides the workspace folder.
+source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
+"$VENV_PY" "$REPO_ROOT/main.py" util \
+    --input-dir "$WORKSPACE/data_dst/aligned" \
+    --recover-original-aligned-filename \
+    "$@"
