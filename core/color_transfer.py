@@ -131,6 +131,18 @@ def rct(src: np.ndarray, ref: np.ndarray, src_mask: np.ndarray | None = None,
     return _finish(cv2.cvtColor(out.astype(np.float32), cv2.COLOR_LAB2BGR), src)
 
 
+def _means_and_covariances(src: np.ndarray, ref: np.ndarray, src_mask: np.ndarray | None,
+                           ref_mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The checked src image, and the BGR mean and (regularised) covariance of src and ref inside their masks."""
+    src = _as_image(src, "src")
+    ref = _as_image(ref, "ref")
+    s_px = _pixels(src, _mask_bool(src_mask, src.shape[:2]))
+    r_px = _pixels(ref, _mask_bool(ref_mask, ref.shape[:2]))
+    cs = np.cov(s_px, rowvar=False, bias=True) + _EPS * np.eye(3)
+    cr = np.cov(r_px, rowvar=False, bias=True) + _EPS * np.eye(3)
+    return src, s_px.mean(0), r_px.mean(0), cs, cr
+
+
 def lct(src: np.ndarray, ref: np.ndarray, src_mask: np.ndarray | None = None,
         ref_mask: np.ndarray | None = None) -> np.ndarray:
     """Linear colour transfer (Hertzmann's PCA form): match the mean and the full BGR covariance.
@@ -138,13 +150,7 @@ def lct(src: np.ndarray, ref: np.ndarray, src_mask: np.ndarray | None = None,
     x -> Cr^1/2 Cs^-1/2 (x - ms) + mr with symmetric (eigen) square roots: the result's covariance
     is exactly Cr, and unlike rct it also carries correlations between channels.
     """
-    src = _as_image(src, "src")
-    ref = _as_image(ref, "ref")
-    s_px = _pixels(src, _mask_bool(src_mask, src.shape[:2]))
-    r_px = _pixels(ref, _mask_bool(ref_mask, ref.shape[:2]))
-    s_mean, r_mean = s_px.mean(0), r_px.mean(0)
-    cs = np.cov(s_px, rowvar=False, bias=True) + _EPS * np.eye(3)
-    cr = np.cov(r_px, rowvar=False, bias=True) + _EPS * np.eye(3)
+    src, s_mean, r_mean, cs, cr = _means_and_covariances(src, ref, src_mask, ref_mask)
     t = _sqrtm_sym(cr) @ _sqrtm_sym(cs, inverse=True)
     out = (src.reshape(-1, 3).astype(np.float64) - s_mean) @ t.T + r_mean
     return _finish(out, src)
@@ -157,13 +163,7 @@ def mkl(src: np.ndarray, ref: np.ndarray, src_mask: np.ndarray | None = None,
 
     Same mean and covariance as lct, with less hue rotation.
     """
-    src = _as_image(src, "src")
-    ref = _as_image(ref, "ref")
-    s_px = _pixels(src, _mask_bool(src_mask, src.shape[:2]))
-    r_px = _pixels(ref, _mask_bool(ref_mask, ref.shape[:2]))
-    s_mean, r_mean = s_px.mean(0), r_px.mean(0)
-    cs = np.cov(s_px, rowvar=False, bias=True) + _EPS * np.eye(3)
-    cr = np.cov(r_px, rowvar=False, bias=True) + _EPS * np.eye(3)
+    src, s_mean, r_mean, cs, cr = _means_and_covariances(src, ref, src_mask, ref_mask)
     cs_half = _sqrtm_sym(cs)
     cs_inv_half = _sqrtm_sym(cs, inverse=True)
     t = cs_inv_half @ _sqrtm_sym(cs_half @ cr @ cs_half) @ cs_inv_half
