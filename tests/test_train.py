@@ -134,13 +134,15 @@ def test_lr_dropout_updates_about_thirty_percent_of_weights_per_step():
     var = keras.Variable(np.zeros((200, 100), np.float32))
     opt = make_optimizer("rmsprop", 0.1, lr_dropout=0.3)
     opt.build([var])
-    changed = []
+    changed, ever = [], np.zeros((200, 100), bool)
     for _ in range(4):
         before = kb.to_numpy(var.value).copy()
         opt.apply([np.ones((200, 100), np.float32)], [var])
-        changed.append(float(np.mean(kb.to_numpy(var.value) != before)))
+        moved = kb.to_numpy(var.value) != before
+        changed.append(float(moved.mean()))
+        ever |= moved
     assert all(0.25 < c < 0.35 for c in changed), changed
-    assert len({round(c, 4) for c in changed}) > 1 or changed[0] != 1.0
+    assert ever.mean() > 0.6  # a different subset each step, not the same 30% of the weights
 
 
 def test_options_round_trip_and_flags_override_only_what_may_change():
