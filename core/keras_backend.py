@@ -145,8 +145,44 @@ def set_values(variables: Sequence[Any], values: Sequence[np.ndarray]) -> None:
         var.assign(value)
 
 
+def setup_data_parallel() -> int:
+    """Spread every batch over all the devices the backend sees, with the backend's own distribution
+    API: keras.distribution.DataParallel on JAX (variables replicated, batches sharded, gradients
+    all-reduced by XLA). Call before building models. Returns the device count (1 = no sharding).
+
+    TensorFlow and torch train on one device; with several GPUs visible they say so (use JAX)."""
+    name = backend_name()
+    if name != "jax":
+        if accelerator_count() > 1:
+            from core import log
+            log.warning(f"Several GPUs are visible but data-parallel training is implemented for KERAS_BACKEND=jax "
+                        f"only; {name} trains on one GPU")
+        return 1
+    import jax
+    import keras
+    devices = jax.devices()
+    if len(devices) < 2:
+        return 1
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+    return len(devices)
+
+
+def data_parallel_devices() -> int:
+    if backend_name() != "jax":
+        return 1
+    import keras
+    dist = keras.distribution.distribution()
+    return len(dist.device_mesh.devices.reshape(-1)) if dist is not None else 1
+
+
 def _to_tensors(batch: dict[str, np.ndarray]) -> dict[str, Any]:
     from keras import ops
+    if backend_name() == "jax":
+        import keras
+        dist = keras.distribution.distribution()
+        if dist is not None:  # shard the batch dimension over the devices
+            import jax
+            return {k: jax.device_put(v, dist.get_data_layout(v.shape).backend_layout) for k, v in batch.items()}
     return {k: ops.convert_to_tensor(v) for k, v in batch.items()}
 
 

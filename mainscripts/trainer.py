@@ -274,7 +274,10 @@ def _open_model(s: TrainSettings) -> Any:
     ask = bool(state) and bool(cls.OPTIONS) and not s.silent_start and interact.enter_pressed_within(
         2, "Press enter in 2 seconds to override model settings.")
     options = resolve(cls.OPTIONS, saved, s.options, ask_overrides=ask)
+    devices = kb.setup_data_parallel()
     model = cls(files, options, training=True)
+    if devices > 1:
+        log.info(f"Data-parallel training on {devices} devices: each batch is split between them")
     if state is not None:
         model.load(state)
         if saved and saved.get("pretrain") and not options.get("pretrain"):
@@ -339,9 +342,13 @@ def train(s: TrainSettings) -> None:
     console = Console()
     print(model.summary_text(), end="")
     workers = s.workers if s.workers is not None else 1
+    devices = kb.data_parallel_devices()
+    batch = -(-model.batch_size // devices) * devices  # a multiple of the device count, as DFL rounds it
+    if batch != model.batch_size:
+        log.info(f"Batch size {model.batch_size} rounded up to {batch} for {devices} devices")
     ct_source = dst_faces if src_spec.ct_mode else None
-    with BatchStream(src_faces, src_spec, model.batch_size, workers=workers, ct_source=ct_source) as src_stream, \
-            BatchStream(dst_faces, dst_spec, model.batch_size, workers=workers) as dst_stream:
+    with BatchStream(src_faces, src_spec, batch, workers=workers, ct_source=ct_source) as src_stream, \
+            BatchStream(dst_faces, dst_spec, batch, workers=workers) as dst_stream:
         session = TrainingSession(model, src_stream, dst_stream, preview, s, console)
         if s.target_iteration:
             console.message(f"Starting. Target iteration: {s.target_iteration}.")

@@ -293,3 +293,53 @@ def test_every_model_option_has_a_flag_in_the_help():
     for flag in ("--no-preview", "--target-iteration", "--silent-start", "--cpu-only", "--force-gpu-idxs", "--precision",
                  "--pretraining-data-dir", "--autobackup-hours"):
         assert flag in res.stdout, flag
+
+
+DATA_PARALLEL_CHECK = r"""
+import sys
+sys.path.insert(0, sys.argv[1])
+import numpy as np
+from pathlib import Path
+from core import keras_backend as kb
+keras = kb.prepare("float32")
+import jax
+from models.model_files import ModelFiles
+from models.saehd import SAEHD
+from models.samples import Batch
+from tests.test_train import TINY_OPTIONS
+
+assert len(jax.devices()) == 2
+opts = dict(TINY_OPTIONS, adabelief=False)
+rng = np.random.default_rng(0)
+def batch():
+    face = rng.random((4, 32, 32, 3), dtype=np.float32)
+    mask = np.zeros((4, 32, 32, 1), np.float32); mask[:, 6:26, 6:26] = 1
+    return Batch(face, face, mask, mask)
+src, dst = batch(), batch()
+
+single = SAEHD(ModelFiles(Path(sys.argv[2]), "a", "SAEHD"), opts, training=True)
+start = kb.get_values([v for _, v in single._net_items()])
+single.train_iteration(src, dst)
+after_single = kb.get_values([v for _, v in single._net_items()])
+
+assert kb.setup_data_parallel() == 2
+parallel = SAEHD(ModelFiles(Path(sys.argv[2]), "b", "SAEHD"), opts, training=True)
+kb.set_values([v for _, v in parallel._net_items()], start)
+sharded = kb._to_tensors({"x": src.warped})["x"]
+assert len(sharded.sharding.device_set) == 2, sharded.sharding
+parallel.train_iteration(src, dst)
+after_parallel = kb.get_values([v for _, v in parallel._net_items()])
+diff = max(float(np.abs(a - b).max()) for a, b in zip(after_single, after_parallel))
+moved = max(float(np.abs(a - b).max()) for a, b in zip(after_single, start))
+print("max diff", diff, "moved", moved)
+assert moved > 5e-5 and diff < 0.01 * moved, (diff, moved)
+"""
+
+
+def test_jax_data_parallel_splits_the_batch_and_matches_one_device(tmp_path):
+    """Two XLA host devices stand in for two GPUs: the same step on a sharded batch gives the same weights."""
+    env = dict(os.environ, KERAS_BACKEND="jax", XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    res = subprocess.run([sys.executable, "-c", DATA_PARALLEL_CHECK, str(REPO), str(tmp_path)], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+    assert "max diff" in res.stdout
