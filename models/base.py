@@ -38,7 +38,8 @@ class ModelBase:
         self.training = training
         self.iteration = 0
         self.lr_scale = 1.0
-        self.loss_history = np.zeros((0, len(self.LOSS_NAMES)), np.float32)
+        self._history = np.zeros((1024, len(self.LOSS_NAMES)), np.float32)  # grows by doubling
+        self._history_len = 0
         self.preview_samples: dict[str, np.ndarray] = {}
         self.guard = CollapseGuard()
         self._snapshot: list[np.ndarray] | None = None
@@ -87,6 +88,24 @@ class ModelBase:
     def summary_rows(self) -> list[tuple[str, str]]:
         return [(k, str(v)) for k, v in self.options.items()]
 
+    @property
+    def loss_history(self) -> np.ndarray:
+        """(iterations, len(LOSS_NAMES)) losses of every iteration so far (a view; copy to keep)."""
+        return self._history[: self._history_len]
+
+    @loss_history.setter
+    def loss_history(self, values: np.ndarray) -> None:
+        values = np.asarray(values, np.float32).reshape(-1, len(self.LOSS_NAMES))
+        self._history = np.zeros((max(1024, 2 * len(values)), len(self.LOSS_NAMES)), np.float32)
+        self._history[: len(values)] = values
+        self._history_len = len(values)
+
+    def _append_losses(self, losses: list[float]) -> None:
+        if self._history_len == len(self._history):
+            self._history = np.concatenate([self._history, np.zeros_like(self._history)])
+        self._history[self._history_len] = losses
+        self._history_len += 1
+
     # --- FacePredictor ----------------------------------------------------------------------------
     def predict(self, faces: np.ndarray) -> Prediction:
         faces = np.asarray(faces, np.float32)
@@ -113,7 +132,7 @@ class ModelBase:
                             f"was kept; lower the learning rate or batch size", self.files.state)
         kb.set_values([v for _, v in self._net_items() + self._opt_items()], self._snapshot)
         self.iteration = self._snapshot_iteration
-        self.loss_history = self.loss_history[: self.iteration]
+        self._history_len = min(self._history_len, self.iteration)
         self.lr_scale *= 0.5
         self.apply_lr_scale()
         self.guard.reset()
@@ -134,7 +153,7 @@ class ModelBase:
             self.rollback(reason)
             return None
         self.iteration += 1
-        self.loss_history = np.concatenate([self.loss_history, np.asarray([losses], np.float32)])
+        self._append_losses(losses)
         if self.iteration - self._snapshot_iteration >= SNAPSHOT_EVERY:
             self.snapshot()
         return losses
@@ -142,7 +161,7 @@ class ModelBase:
     # --- save / load --------------------------------------------------------------------------------
     def save(self) -> None:
         arrays = {key: kb.to_numpy(v.value) for key, v in self._net_items() + self._opt_items()}
-        arrays["loss_history"] = self.loss_history
+        arrays["loss_history"] = self.loss_history.copy()
         arrays.update({f"preview/{k}": v for k, v in self.preview_samples.items()})
         meta = {"class": self.CLASS_NAME, "format": STATE_FORMAT, "iteration": self.iteration,
                 "options": self.options, "lr_scale": self.lr_scale, "backend": kb.backend_name(),
@@ -169,7 +188,7 @@ class ModelBase:
         self.lr_scale = float(state.meta.get("lr_scale", 1.0))
         history = state.arrays.get("loss_history")
         if history is not None and history.ndim == 2 and history.shape[1] == len(self.LOSS_NAMES):
-            self.loss_history = history.astype(np.float32)[: self.iteration]
+            self.loss_history = history[: self.iteration]
         self.preview_samples = {k[len("preview/"):]: v for k, v in state.arrays.items() if k.startswith("preview/")}
         if self.training:
             for name, opt in self.optimizers.items():

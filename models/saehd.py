@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from facelib.face_type import FaceType
 from models.autoencoder import SwapAutoencoder
 from models.saehd_options import COMMON_OPTIONS, PRETRAIN_OVERRIDES, SAEHD_OPTIONS
 from models.samples import SampleSpec
@@ -11,7 +10,6 @@ from models.samples import SampleSpec
 class SAEHD(SwapAutoencoder):
     CLASS_NAME = "SAEHD"
     OPTIONS = SAEHD_OPTIONS + COMMON_OPTIONS
-    OPTIONAL_NETS = SwapAutoencoder.OPTIONAL_NETS
 
     def effective_options(self) -> dict[str, Any]:
         o = dict(self.options)
@@ -20,10 +18,6 @@ class SAEHD(SwapAutoencoder):
         o.update(optimizer="adabelief" if o.get("adabelief", True) else "rmsprop", learning_rate=5e-5,
                  lr_cos_period=500, retrain_unwarped_every=0)
         return o
-
-    @property
-    def face_type(self) -> FaceType:
-        return FaceType.from_string(self.options["face_type"])
 
     def sample_specs(self) -> tuple[SampleSpec, SampleSpec]:
         o = self.effective_options()

@@ -7,6 +7,7 @@ writes (landmarks, source landmarks, crop matrix, source frame name).
 """
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import cv2
@@ -63,3 +64,10 @@ def blurred_copy(src: Path, dst: Path, sigma: float = 3.0) -> Path:
     image, meta = load_aligned_face(src)
     write_aligned_face(dst, cv2.GaussianBlur(image, (0, 0), sigma), meta)
     return dst
+
+
+def copy_faceset(faceset: Path, tmp_path: Path) -> Path:
+    """A private copy of a shared (session) faceset, as `tmp_path/aligned`, for tests that change it."""
+    folder = tmp_path / "aligned"
+    shutil.copytree(faceset, folder)
+    return folder

@@ -15,7 +15,7 @@ from core.synth_video import render_frames, smooth_motion
 from facelib.align import align, transform_points
 from facelib.face_type import FaceType
 from tests.conftest import FACES, REPO, run_cli
-from tests.test_manual_extract import window_process
+from tests.xserver import window_process
 
 
 def _frames(folder, photo="obama.jpg", n=6, size=(320, 240), seed=0):

@@ -2,7 +2,6 @@
 original frames the faces were extracted from."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import cv2
@@ -14,7 +13,7 @@ from core.image_io import read_image
 from facelib.align import align, invert_affine, transform_points
 from facelib.face_type import FaceType
 from tests.conftest import run_cli
-from tests.facesets import make_faceset
+from tests.facesets import copy_faceset, make_faceset
 
 SQUARE = np.array([[40, 40], [88, 40], [88, 88], [40, 88]], np.float32)
 
@@ -34,18 +33,12 @@ def faceset(tmp_path_factory) -> Path:
     return root / "aligned"
 
 
-def copy_set(faceset: Path, tmp_path: Path) -> Path:
-    folder = tmp_path / "aligned"
-    shutil.copytree(faceset, folder)
-    return folder
-
-
 def frame_of(faceset: Path, meta) -> np.ndarray:
     return read_image(faceset.parent / meta.source_filename)
 
 
 def test_plain_resize_scales_everything_and_leaves_originals_without_merge(faceset, tmp_path):
-    folder = copy_set(faceset, tmp_path)
+    folder = copy_faceset(faceset, tmp_path)
     before = {p.name: p.read_bytes() for p in folder.glob("*.jpg")}
     result = run_cli("facesettool", "resize", "--input-dir", str(folder), "--image-size", "64", "--no-merge")
     assert result.returncode == 0, result.stderr
@@ -62,7 +55,7 @@ def test_plain_resize_scales_everything_and_leaves_originals_without_merge(faces
 
 
 def test_recrop_to_full_face_lands_on_the_frame_and_merges_back(faceset, tmp_path):
-    folder = copy_set(faceset, tmp_path)
+    folder = copy_faceset(faceset, tmp_path)
     old_metas = {p.name: read_face_meta(p) for p in folder.glob("*.jpg")}
     # no terminal: merging back is the default
     result = run_cli("facesettool", "resize", "--input-dir", str(folder), "--image-size", "96", "--face-type", "f")
@@ -88,7 +81,7 @@ def test_recrop_to_full_face_lands_on_the_frame_and_merges_back(faceset, tmp_pat
 
 
 def test_recrop_moves_polygons_and_xseg_mask_with_the_pixels(faceset, tmp_path):
-    folder = copy_set(faceset, tmp_path)
+    folder = copy_faceset(faceset, tmp_path)
     first = sorted(folder.glob("*.jpg"))[0]
     old = read_face_meta(first)
     assert run_cli("facesettool", "resize", "--input-dir", str(folder), "--image-size", "96",
@@ -109,7 +102,7 @@ def test_recrop_moves_polygons_and_xseg_mask_with_the_pixels(faceset, tmp_path):
 
 
 def test_widening_the_face_type_is_refused_and_changes_nothing(faceset, tmp_path):
-    folder = copy_set(faceset, tmp_path)
+    folder = copy_faceset(faceset, tmp_path)
     before = {p.name: p.read_bytes() for p in folder.glob("*.jpg")}
     result = run_cli("facesettool", "resize", "--input-dir", str(folder), "--image-size", "96", "--face-type", "head", "--merge")
     assert result.returncode == 1 and "cannot widen" in result.stderr
@@ -118,7 +111,7 @@ def test_widening_the_face_type_is_refused_and_changes_nothing(faceset, tmp_path
 
 
 def test_bad_input_is_one_error_line(faceset, tmp_path):
-    folder = copy_set(faceset, tmp_path)
+    folder = copy_faceset(faceset, tmp_path)
     (tmp_path / "aligned_resized").mkdir()
     (tmp_path / "aligned_resized" / "left_over.jpg").write_bytes(b"x")
     result = run_cli("facesettool", "resize", "--input-dir", str(folder), "--image-size", "64")

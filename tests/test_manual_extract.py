@@ -9,13 +9,10 @@ HOG's landmarks).
 """
 from __future__ import annotations
 
-import contextlib
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
@@ -25,7 +22,7 @@ from facelib.detected_face import DetectedFace
 from facelib.detectors import get_detector
 from facelib.landmarks import BOX_FITS, inter_ocular, landmarks, landmarks_from_box
 from mainscripts import manual_extract as me
-from tests.xserver import XServer
+from tests.xserver import window_process
 
 REPO = Path(__file__).resolve().parent.parent
 FACES = REPO / "tests" / "data" / "faces"
@@ -168,66 +165,6 @@ def _letterbox(photo: Path) -> np.ndarray:
     y, x = (FRAME_H - image.shape[0]) // 2, (FRAME_W - image.shape[1]) // 2
     frame[y:y + image.shape[0], x:x + image.shape[1]] = image
     return frame
-
-
-class _Window:
-    """The driver subprocess and its window, with waits that fail clearly instead of hanging."""
-
-    def __init__(self, server: XServer, proc: subprocess.Popen, timeout: float = 30.0):
-        self.server, self.proc, self.timeout = server, proc, timeout
-        self.wid = ""
-
-    def _died(self) -> str:
-        out, err = self.proc.communicate(timeout=10)
-        return f"the manual pass exited ({self.proc.returncode}):\n{out}\n{err}"
-
-    def wait_title(self, pattern: str) -> str:
-        """Wait for a visible window whose title matches `pattern` (xdotool regex)."""
-        deadline = time.monotonic() + self.timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(self._died())
-            found = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", pattern],
-                                   env=self.server.env, capture_output=True, text=True, timeout=10)
-            if found.returncode == 0 and found.stdout.split():
-                self.wid = found.stdout.split()[0]
-                return self.wid
-            time.sleep(0.1)
-        titles = subprocess.run(["xdotool", "search", "--name", "Manual pass", "getwindowname", "%@"],
-                                env=self.server.env, capture_output=True, text=True, timeout=10).stdout
-        pytest.fail(f"no window titled /{pattern}/ after {self.timeout:.0f} s; windows: {titles.strip()!r}")
-
-    def wait_size(self, width: int, height: int) -> None:
-        deadline = time.monotonic() + self.timeout
-        geometry = ""
-        while time.monotonic() < deadline:
-            geometry = self.server.xdotool("getwindowgeometry", self.wid)
-            if f"Geometry: {width}x{height}" in geometry:
-                return
-            time.sleep(0.1)
-        pytest.fail(f"window never reached {width}x{height}: {geometry}")
-
-    def press(self, name: str) -> None:
-        """A key press to the window (focused first: no window manager gives it focus)."""
-        self.server.xdotool("windowfocus", self.wid)
-        self.server.xdotool("key", name)
-
-    def key(self, name: str, then_title: str) -> None:
-        self.press(name)
-        self.wait_title(then_title)
-
-
-@contextlib.contextmanager
-def window_process(server: XServer, cmd: list[str], timeout: float = 30.0) -> Iterator[_Window]:
-    """Start `cmd` (which opens the manual window) on `server`; always reaped, killed if still running."""
-    proc = subprocess.Popen(cmd, env=server.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            stdin=subprocess.DEVNULL)
-    try:
-        yield _Window(server, proc, timeout)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate(timeout=10)
 
 
 def test_window_driven_with_mouse_and_keys(xserver, tmp_path):

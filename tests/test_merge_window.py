@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import contextlib
 import json
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Iterator
 
 import cv2
 import numpy as np
-import pytest
 
 from core.image_io import read_image
 from tests.facesets import extract_faces, make_frames
-from tests.xserver import XServer
+from tests.xserver import Window, XServer, window_process
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -39,54 +36,11 @@ merger_cli.merge(str(root / "dst"), str(root / "merged"), str(root / "merged_mas
 """
 
 
-class _Window:
-    def __init__(self, server: XServer, proc: subprocess.Popen, log: Path, timeout: float = 40.0):
-        self.server, self.proc, self.log, self.timeout = server, proc, log, timeout
-        self.wid = ""
-
-    def _died(self) -> str:
-        return f"the merger exited ({self.proc.returncode}):\n{self.log.read_text()[-3000:]}"
-
-    def wait_title(self, pattern: str) -> str:
-        deadline = time.monotonic() + self.timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(self._died())
-            found = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", pattern], env=self.server.env,
-                                   capture_output=True, text=True, timeout=10)
-            if found.returncode == 0 and found.stdout.split():
-                self.wid = found.stdout.split()[0]
-                return self.wid
-            time.sleep(0.1)
-        titles = subprocess.run(["xdotool", "search", "--name", "Merger", "getwindowname", "%@"], env=self.server.env,
-                                capture_output=True, text=True, timeout=10).stdout
-        pytest.fail(f"no window titled /{pattern}/ after {self.timeout:.0f} s; windows: {titles.strip()!r}")
-
-    def key(self, name: str, then_title: str) -> None:
-        self.server.xdotool("windowfocus", self.wid)
-        self.server.xdotool("key", name)
-        self.wait_title(then_title)
-
-    def wait_exit(self) -> None:
-        try:
-            self.proc.wait(timeout=self.timeout)
-        except subprocess.TimeoutExpired:
-            pytest.fail("the merger did not exit")
-        assert self.proc.returncode == 0, self._died()
-
-
 @contextlib.contextmanager
-def merger_window(server: XServer, root: Path, run: int) -> Iterator[_Window]:
-    log = root / f"run{run}.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-c", DRIVER.format(repo=str(REPO), root=str(root))], env=server.env,
-                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO)
-    try:
-        yield _Window(server, proc, log)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
+def merger_window(server: XServer, root: Path, run: int) -> Iterator[Window]:
+    cmd = [sys.executable, "-c", DRIVER.format(repo=str(REPO), root=str(root))]
+    with window_process(server, cmd, timeout=40.0, log=root / f"run{run}.log", cwd=REPO) as win:
+        yield win
 
 
 def _soft(mask: np.ndarray) -> int:
@@ -119,8 +73,7 @@ def test_keys_change_the_merged_frames_and_the_session(xserver, tmp_path):
         win.key("comma", r"^Merger - frame 1/3 .* erode=0 blur=27 ")  # frame 1 kept its own settings
         win.key("v", r" checker")
         win.key("equal", r"zoom=1\.1 checker")
-        win.server.xdotool("windowfocus", win.wid)
-        win.server.xdotool("key", "Escape")
+        win.press("Escape")
         win.wait_exit()
 
     session = json.loads((tmp_path / "model" / "SAEHD_merger_session.json").read_text())
@@ -141,8 +94,7 @@ def test_keys_change_the_merged_frames_and_the_session(xserver, tmp_path):
     with merger_window(xserver, tmp_path, 2) as win:
         win.wait_title(r"^Merger - frame 1/3 .* blur=27 ")
         win.key("Tab", r"^Merger - frame 1/3 .* blur=27 .*zoom=1\.0$")
-        win.server.xdotool("windowfocus", win.wid)
-        win.server.xdotool("key", "greater")
+        win.press("greater")
         win.wait_exit()
     session = json.loads((tmp_path / "model" / "SAEHD_merger_session.json").read_text())
     assert [f["done"] for f in session["frames"]] == [True, True, True]

@@ -256,7 +256,7 @@ def test_bad_inputs_fail_with_one_line_and_leave_the_model_untouched(facesets, t
 
 
 def test_preview_window_keys_save_switch_and_exit(facesets, tmp_path, xserver):
-    from tests.test_manual_extract import window_process
+    from tests.xserver import window_process
     model_dir = tmp_path / "model"
     cmd = [sys.executable, str(REPO / "main.py"), "train", "--training-data-src-dir", str(facesets[0]),
            "--training-data-dst-dir", str(facesets[1]), "--model-dir", str(model_dir), "--model", "SAEHD",

@@ -2,7 +2,6 @@
 images and mask export, on real extracted faces."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import cv2
@@ -12,7 +11,7 @@ import pytest
 from core.aligned_face import FaceMeta, load_aligned_face, read_face_meta, update_face_meta
 from core.packed_faceset import PACK_NAME, read_packed, write_packed
 from tests.conftest import run_cli
-from tests.facesets import make_faceset
+from tests.facesets import copy_faceset, make_faceset
 
 POLY = np.array([[30, 30], [90, 30], [90, 90], [30, 90]], np.float32)  # a square, face pixels
 
@@ -32,12 +31,6 @@ def faceset(tmp_path_factory) -> Path:
     meta.xseg_mask = mask
     update_face_meta(files[1], meta)
     return root / "aligned"
-
-
-def copy_set(faceset: Path, tmp_path: Path) -> Path:
-    folder = tmp_path / "aligned"
-    shutil.copytree(faceset, folder)
-    return folder
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -63,7 +56,7 @@ def same_meta(a: FaceMeta, b: FaceMeta) -> bool:
 # --- pack ------------------------------------------------------------------------------------------------
 
 def test_pack_then_unpack_is_byte_identical(faceset, tmp_path):
-    folder = copy_set(faceset, tmp_path)
+    folder = copy_faceset(faceset, tmp_path)
     before = snapshot(folder)
     metas = {n: read_face_meta(folder / n) for n in before}
     result = run_cli("util", "--input-dir", str(folder), "--pack-faceset")  # no terminal: default deletes
@@ -79,7 +72,7 @@ def test_pack_then_unpack_is_byte_identical(faceset, tmp_path):
 
 
 def test_pack_can_keep_originals_and_refuses_to_overwrite_a_pack(faceset, tmp_path):
-    folder = copy_set(faceset, tmp_path)
+    folder = copy_faceset(faceset, tmp_path)
     before = snapshot(folder)
     assert run_cli("util", "--input-dir", str(folder), "--pack-faceset", "--keep-originals").returncode == 0
     assert snapshot(folder) == before
@@ -89,7 +82,7 @@ def test_pack_can_keep_originals_and_refuses_to_overwrite_a_pack(faceset, tmp_pa
 
 
 def test_damaged_pack_is_refused_and_nothing_is_written(faceset, tmp_path):
-    folder = copy_set(faceset, tmp_path)
+    folder = copy_faceset(faceset, tmp_path)
     entries = list(snapshot(folder).items())
     for p in folder.glob("*.jpg"):
         p.unlink()
@@ -105,7 +98,7 @@ def test_damaged_pack_is_refused_and_nothing_is_written(faceset, tmp_path):
 
 
 def test_unpack_never_overwrites_a_different_file(faceset, tmp_path):
-    folder = copy_set(faceset, tmp_path)
+    folder = copy_faceset(faceset, tmp_path)
     assert run_cli("util", "--input-dir", str(folder), "--pack-faceset", "--delete-originals").returncode == 0
     first = read_packed(folder / PACK_NAME)[0][0]
     (folder / first).write_bytes(b"someone else's file")
@@ -118,7 +111,7 @@ def test_unpack_never_overwrites_a_different_file(faceset, tmp_path):
 # --- metadata around an external editor ----------------------------------------------------------------
 
 def test_restore_after_external_resize_returns_original_size_and_metadata(faceset, tmp_path):
-    folder = copy_set(faceset, tmp_path)
+    folder = copy_faceset(faceset, tmp_path)
     metas = {p.name: read_face_meta(p) for p in folder.glob("*.jpg")}
     assert run_cli("util", "--input-dir", str(folder), "--save-faceset-metadata").returncode == 0
     for p in folder.glob("*.jpg"):  # an editor: upscale 2x, brighten, save a plain JPEG (header lost)
@@ -136,7 +129,7 @@ def test_restore_after_external_resize_returns_original_size_and_metadata(facese
 
 
 def test_restore_keeps_same_size_edits_bit_for_bit_and_keeps_the_file_on_failure(faceset, tmp_path):
-    folder = copy_set(faceset, tmp_path)
+    folder = copy_faceset(faceset, tmp_path)
     assert run_cli("util", "--input-dir", str(folder), "--save-faceset-metadata").returncode == 0
     names = sorted(p.name for p in folder.glob("*.jpg"))
     edited = folder / names[0]
@@ -156,7 +149,7 @@ def test_restore_keeps_same_size_edits_bit_for_bit_and_keeps_the_file_on_failure
 # --- names, debug images, masks --------------------------------------------------------------------------
 
 def test_recover_original_filenames_after_sort(faceset, tmp_path):
-    folder = copy_set(faceset, tmp_path)
+    folder = copy_faceset(faceset, tmp_path)
     before = snapshot(folder)
     assert run_cli("sort", "--input-dir", str(folder), "--by", "brightness").returncode == 0
     assert sorted(p.name for p in folder.glob("*.jpg")) == [f"{i:05d}.jpg" for i in range(6)]
@@ -169,7 +162,7 @@ def test_recover_original_filenames_after_sort(faceset, tmp_path):
 
 
 def test_recover_without_a_remembered_name_uses_the_source_frame(faceset, tmp_path):
-    folder = copy_set(faceset, tmp_path)
+    folder = copy_faceset(faceset, tmp_path)
     (folder / "obama_00001_0.jpg").rename(folder / "renamed_by_hand.jpg")
     (folder / "obama_00002_0.jpg").rename(folder / "obama_00001_0.jpg")  # squats on the other's name
     assert run_cli("util", "--input-dir", str(folder), "--recover-original-aligned-filename").returncode == 0
@@ -179,7 +172,7 @@ def test_recover_without_a_remembered_name_uses_the_source_frame(faceset, tmp_pa
 
 
 def test_landmarks_debug_images_show_the_landmarks(faceset, tmp_path):
-    folder = copy_set(faceset, tmp_path)
+    folder = copy_faceset(faceset, tmp_path)
     result = run_cli("util", "--input-dir", str(folder), "--add-landmarks-debug-images")
     assert result.returncode == 0, result.stderr
     out = tmp_path / "aligned_landmarks_debug"
@@ -192,7 +185,7 @@ def test_landmarks_debug_images_show_the_landmarks(faceset, tmp_path):
 
 
 def test_export_mask_from_polygons_and_xseg_and_fails_for_faces_without(faceset, tmp_path):
-    folder = copy_set(faceset, tmp_path)
+    folder = copy_faceset(faceset, tmp_path)
     result = run_cli("util", "--input-dir", str(folder), "--export-faceset-mask")
     assert result.returncode == 1 and "4 faces have no mask" in result.error_lines[0]
     out = tmp_path / "aligned_mask"
@@ -218,7 +211,7 @@ def test_util_without_an_action_or_folder_is_one_error(tmp_path):
 def test_interrupted_unpack_keeps_the_pack_and_a_second_run_finishes(faceset, tmp_path, monkeypatch):
     from core.errors import UserError
     from mainscripts import util
-    folder = copy_set(faceset, tmp_path)
+    folder = copy_faceset(faceset, tmp_path)
     before = snapshot(folder)
     util.pack_faceset(folder, delete_originals=True)
     real_write, calls = util.atomic_write_bytes, []

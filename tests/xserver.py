@@ -10,6 +10,7 @@ Debian/Ubuntu packages: `xvfb` (the server) and `xdotool` (the events).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import shutil
@@ -17,6 +18,7 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -114,3 +116,83 @@ def xserver() -> Iterator[XServer]:
         yield server
     finally:
         stop_xvfb(server.process)
+
+
+class Window:
+    """A subprocess that opens a window on an XServer, with waits that fail clearly instead of hanging.
+
+    Output goes to pipes (read them with `proc.communicate()`), or to `log` when given (for chatty
+    processes, whose pipes could fill)."""
+
+    def __init__(self, server: XServer, proc: subprocess.Popen, timeout: float = 30.0, log: Path | None = None):
+        self.server, self.proc, self.timeout, self.log = server, proc, timeout, log
+        self.wid = ""
+
+    def _died(self) -> str:
+        if self.log is not None:
+            self.proc.wait(timeout=10)
+            return f"the window process exited ({self.proc.returncode}):\n{self.log.read_text()[-3000:]}"
+        out, err = self.proc.communicate(timeout=10)
+        return f"the window process exited ({self.proc.returncode}):\n{out}\n{err}"
+
+    def wait_title(self, pattern: str) -> str:
+        """Wait for a visible window whose title matches `pattern` (xdotool regex)."""
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(self._died())
+            found = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", pattern],
+                                   env=self.server.env, capture_output=True, text=True, timeout=10)
+            if found.returncode == 0 and found.stdout.split():
+                self.wid = found.stdout.split()[0]
+                return self.wid
+            time.sleep(0.1)
+        titles = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", ".", "getwindowname", "%@"],
+                                env=self.server.env, capture_output=True, text=True, timeout=10).stdout
+        pytest.fail(f"no window titled /{pattern}/ after {self.timeout:.0f} s; windows: {titles.strip()!r}")
+
+    def wait_size(self, width: int, height: int) -> None:
+        deadline = time.monotonic() + self.timeout
+        geometry = ""
+        while time.monotonic() < deadline:
+            geometry = self.server.xdotool("getwindowgeometry", self.wid)
+            if f"Geometry: {width}x{height}" in geometry:
+                return
+            time.sleep(0.1)
+        pytest.fail(f"window never reached {width}x{height}: {geometry}")
+
+    def press(self, name: str) -> None:
+        """A key press to the window (focused first: no window manager gives it focus)."""
+        self.server.xdotool("windowfocus", self.wid)
+        self.server.xdotool("key", name)
+
+    def key(self, name: str, then_title: str) -> None:
+        self.press(name)
+        self.wait_title(then_title)
+
+    def wait_exit(self) -> None:
+        """Wait for the process to end by itself, successfully."""
+        try:
+            self.proc.wait(timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the window process did not exit")
+        assert self.proc.returncode == 0, self._died()
+
+
+@contextlib.contextmanager
+def window_process(server: XServer, cmd: list[str], timeout: float = 30.0, log: Path | None = None,
+                   cwd: Path | None = None) -> Iterator[Window]:
+    """Start `cmd` (which opens a window) on `server`; always reaped, killed if still running."""
+    if log is not None:
+        with open(log, "w") as out:
+            proc = subprocess.Popen(cmd, env=server.env, stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, cwd=cwd)
+    else:
+        proc = subprocess.Popen(cmd, env=server.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                stdin=subprocess.DEVNULL, cwd=cwd)
+    try:
+        yield Window(server, proc, timeout, log)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
