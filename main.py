@@ -5,12 +5,15 @@ Run `python main.py --help` for the commands and `python main.py <command> --hel
 from __future__ import annotations
 
 import argparse
+import errno
 import multiprocessing
 import sys
 import traceback
 
 from core import log
 from core.errors import UserError
+from core.fileio import disk_error
+from core.termination import handle_termination_as_interrupt
 
 
 def _debug_parent() -> argparse.ArgumentParser:
@@ -309,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     debug = getattr(args, "debug", False)
     log.setup(debug)
+    handle_termination_as_interrupt()
     try:
         if hasattr(args, "cpu_only"):
             from core.devices import DeviceChoice
@@ -322,6 +326,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         log.error("interrupted")
         return 130
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS) or e.filename is not None:
+            if debug:
+                traceback.print_exc()
+            where = e.filename if e.filename is not None else "a file"
+            disk = e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+            log.error(str(disk_error(e, where)) if disk else f"{where}: {e.strerror or e}")
+            return 1
+        if debug:
+            traceback.print_exc()
+        log.error(f"unexpected {type(e).__name__}: {e} (run again with --debug for the traceback)")
+        return 1
     except Exception as e:  # a bug: say so in one line, full traceback with --debug
         if debug:
             traceback.print_exc()

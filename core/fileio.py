@@ -6,12 +6,13 @@ place, so a killed process leaves either the old file or the new one, never half
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from core.errors import UserError
 
@@ -28,25 +29,109 @@ def _current_umask() -> int:
 _UMASK = _current_umask()
 
 
+_PARTIAL_RE = re.compile(r"^(?P<target>.+?)\.partial-(?:(?P<pid>\d+)-)?[A-Za-z0-9_]+(?P<suffix>\.[A-Za-z0-9]+)?$")
+
+
+def partial_name(path: Path, keep_suffix: bool = False) -> str:
+    """The name pattern prefix of a temporary file for `path`: `<name>.partial-<pid>-` (see atomic_path)."""
+    return f"{path.name if not keep_suffix else path.stem}{TEMP_MARK}-{os.getpid()}-"
+
+
+def disk_error(e: OSError, path: str | Path) -> UserError:
+    """One clear line for a failed write: the disk is full, read-only, or another OS error."""
+    if e.errno == errno.ENOSPC:
+        return UserError("could not write: the disk is full (free some space and run the command again)", path)
+    if e.errno == errno.EDQUOT:
+        return UserError("could not write: disk quota exceeded", path)
+    if e.errno == errno.EROFS:
+        return UserError("could not write: the file system is read-only", path)
+    return UserError(f"could not write ({e.strerror or e})", path)
+
+
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(path: str | Path, keep_suffix: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path`, on error it is removed.
 
-    The temporary name keeps the real suffix (`x.partial-abc.mp4`), so tools that pick a format by
-    extension (ffmpeg, OpenCV) still work when writing to it.
+    The temporary file is `<name>.partial-<pid>-<random>`, so it is never named like a face or a frame
+    (no image extension) and `remove_stale_partials` can tell a dead writer's leftovers from a live
+    one's. With `keep_suffix` it is `<stem>.partial-<pid>-<random><suffix>` instead, for tools that
+    pick a format by extension (ffmpeg). A write that fails for lack of space raises a UserError that
+    names `path`.
     """
     path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f"{path.stem}{TEMP_MARK}-", suffix=path.suffix, dir=path.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=partial_name(path, keep_suffix),
+                                        suffix=path.suffix if keep_suffix else "", dir=path.parent)
+    except OSError as e:
+        raise disk_error(e, path) from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the permissions open() would
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise disk_error(e, path) from None
         raise
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    if os.name == "nt":
+        import ctypes
+        handle = ctypes.windll.kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+        if not handle:
+            return False
+        ctypes.windll.kernel32.CloseHandle(handle)
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def is_partial(path: Path) -> bool:
+    """True for a temporary file of atomic_path (this version's or an older one's)."""
+    return TEMP_MARK + "-" in path.name and _PARTIAL_RE.match(path.name) is not None
+
+
+def remove_stale_partials(folder: str | Path, targets: Iterable[str] | None = None) -> list[Path]:
+    """Delete leftovers of killed atomic writes in `folder` whose writer is no longer running.
+
+    Only files named like atomic_path's temporaries are touched, and with `targets` only those of
+    the listed final names (`x_state.npz`, `result.mp4`), so a command removes its own debris and
+    nothing else. Older versions wrote `<stem>.partial-<random><suffix>` without a process id; such
+    files are always stale. Returns what was removed.
+    """
+    folder = Path(folder)
+    wanted = None if targets is None else set(targets)
+    removed = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    for p in entries:
+        m = _PARTIAL_RE.match(p.name)
+        if m is None or TEMP_MARK + "-" not in p.name or not p.is_file():
+            continue
+        target = m.group("target")
+        names = {target, target + (m.group("suffix") or "")}
+        if wanted is not None and not (names & wanted):
+            continue
+        pid = m.group("pid")
+        if pid is not None and _pid_alive(int(pid)):
+            continue
+        with contextlib.suppress(OSError):
+            p.unlink()
+            removed.append(p)
+    return removed
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -108,7 +193,7 @@ def list_images(folder: str | Path) -> list[Path]:
     folder = require_dir(folder, "image folder")
     return sorted(
         (p for p in folder.iterdir()
-         if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and TEMP_MARK not in p.name),
+         if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not is_partial(p)),
         key=natural_key,
     )
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import collections
 import multiprocessing
+import multiprocessing.connection
 import os
+import threading
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -56,8 +58,27 @@ def _describe(e: BaseException, debug: bool) -> str:
     return text
 
 
+def exit_when_parent_dies() -> None:
+    """In a spawned child: end this process as soon as its parent process is gone.
+
+    A killed `extract` or `merge` (kill -9, a crashed terminal) cannot shut its pool down; without
+    this its workers, and the resource tracker they keep open, would idle forever. The parent's
+    sentinel becomes ready when the parent exits, on POSIX and Windows alike.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None or parent.sentinel is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def _init_worker(factory: WorkerFactory, env_queue, debug: bool) -> None:
     global _worker_fn
+    exit_when_parent_dies()
     if env_queue is not None:
         os.environ.update(env_queue.get())
     log.setup(debug)

@@ -137,7 +137,7 @@ def cut_video(input_file: str, from_time: str | None = None, to_time: str | None
         streams.append(src[f"a:{track}"])
         kwargs.update({"acodec": "aac", "audio_bitrate": "192k"})
     log.info(f"Cutting {source.name} from {start:.3f}s to {end:.3f}s")
-    with atomic_path(out_path) as tmp:
+    with atomic_path(out_path, keep_suffix=True) as tmp:
         args = ffmpeg.output(*streams, str(tmp), **kwargs).get_args()
         run_ffmpeg(args, path=source, total_frames=int(round((end - start) * float(info.fps))), desc="Cutting")
     log.info(f"Wrote {out_path}")
@@ -238,7 +238,7 @@ def video_from_sequence(input_dir: str, output_file: str, reference_file: str | 
         kwargs["movflags"] = "+faststart+use_metadata_tags" if synthetic_marker else "+faststart"
 
     log.info(f"Encoding {len(images)} frames from {folder} at {float(rate):.3f} fps to {out_path}")
-    with atomic_path(out_path) as tmp:
+    with atomic_path(out_path, keep_suffix=True) as tmp:
         args = ffmpeg.output(*streams, str(tmp), **kwargs).get_args()
         if synthetic_marker:
             args = args[:-1] + synthetic_media_args() + args[-1:]  # options go before the output name

@@ -19,3 +19,11 @@ def make_square_worker():
         time.sleep(0.05)  # long enough that both workers get items
         return x * x, pid, started, env_tag
     return square
+
+
+def make_sleepy_worker():
+    """Each item takes a second: a pool that is still busy when its parent is killed."""
+    def sleepy(x: int):
+        time.sleep(1.0)
+        return x
+    return sleepy

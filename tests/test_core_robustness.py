@@ -1,0 +1,182 @@
+"""core/: partial-file hygiene, disk-full reporting, folder locks, termination signals, orphaned workers."""
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from core.errors import UserError
+from core.fileio import atomic_path, atomic_write_bytes, is_partial, remove_stale_partials
+from core.folder_lock import FolderLock
+from tests.conftest import REPO
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_stale_partials_of_dead_writers_are_removed_and_only_those(tmp_path):
+    dead = _dead_pid()
+    stale = tmp_path / f"m_SAEHD_state.npz.partial-{dead}-abc123"
+    legacy = tmp_path / "m_SAEHD_state.partial-x1y2z3ab.npz"  # what older versions left behind
+    live = tmp_path / f"m_SAEHD_state.npz.partial-{os.getpid()}-def456"
+    other = tmp_path / f"notes.txt.partial-{dead}-zzz"
+    face = tmp_path / "00001_0.jpg"
+    for p in (stale, legacy, live, other, face):
+        p.write_bytes(b"x")
+    removed = remove_stale_partials(tmp_path, ["m_SAEHD_state.npz"])
+    assert sorted(p.name for p in removed) == sorted([stale.name, legacy.name])
+    assert live.exists() and other.exists() and face.exists()
+    assert is_partial(live) and not is_partial(face)
+
+
+def test_partial_video_keeps_its_extension_for_ffmpeg(tmp_path):
+    with atomic_path(tmp_path / "result.mp4", keep_suffix=True) as tmp:
+        assert tmp.suffix == ".mp4" and is_partial(tmp)
+        tmp.write_bytes(b"v")
+    assert (tmp_path / "result.mp4").read_bytes() == b"v"
+
+
+def test_disk_full_names_the_file(tmp_path, monkeypatch):
+    target = tmp_path / "weights.npz"
+    target.write_bytes(b"good")
+
+    def full(*_a, **_k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(UserError) as info:
+        atomic_write_bytes(target, b"new")
+    assert info.value.path == target and "disk is full" in str(info.value)
+    assert target.read_bytes() == b"good" and os.listdir(tmp_path) == ["weights.npz"]
+
+
+def test_main_reports_stray_disk_full_oserror_with_its_file(tmp_path):
+    import main as main_module
+    script = tmp_path / "x"
+
+    def boom(_args):
+        raise OSError(errno.ENOSPC, "No space left on device", str(script))
+
+    parser = main_module.build_parser
+    try:
+        main_module.build_parser = lambda: _FakeParser(boom)
+        assert main_module.main([]) == 1
+    finally:
+        main_module.build_parser = parser
+
+
+class _FakeParser:
+    def __init__(self, func):
+        self.func = func
+
+    def parse_args(self, _argv):
+        class A:
+            pass
+        a = A()
+        a.func = self.func
+        return a
+
+
+_HOLD = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, {repo!r})
+    from core.folder_lock import FolderLock
+    lock = FolderLock({folder!r}, "train").acquire()
+    print("locked", flush=True)
+    time.sleep(60)
+""")
+
+
+def test_folder_lock_refuses_a_second_writer_and_names_the_holder(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", _HOLD.format(repo=str(REPO), folder=str(tmp_path))],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        with pytest.raises(UserError) as info:
+            FolderLock(tmp_path, "train").acquire()
+        assert f"process {proc.pid}" in str(info.value) and str(tmp_path) in str(info.value)
+    finally:
+        proc.kill()
+        proc.wait()
+    # a killed holder does not keep the folder
+    with FolderLock(tmp_path, "train"):
+        pass
+    assert not any(tmp_path.iterdir())
+
+
+_TERM = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, {repo!r})
+    from core.termination import handle_termination_as_interrupt
+    handle_termination_as_interrupt()
+    try:
+        print("ready", flush=True)
+        time.sleep(60)
+    except KeyboardInterrupt:
+        print("saved", flush=True)
+""")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_termination_signals_run_the_ctrl_c_path(sig):
+    proc = subprocess.Popen([sys.executable, "-c", _TERM.format(repo=str(REPO))], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=30)
+    assert out.strip() == "saved" and proc.returncode == 0
+
+
+_POOL_PARENT = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, {repo!r})
+    import multiprocessing
+    from core.workers import run_pool
+    from tests.pool_helpers import make_sleepy_worker
+    if __name__ == "__main__":
+        multiprocessing.set_start_method("spawn", force=True)
+        for r in run_pool(make_sleepy_worker, list(range(100)), workers=2, progress=False):
+            pass
+""")
+
+
+def _children_of(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [int(x) for x in out.split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads the process table through ps and /proc")
+def test_pool_workers_end_when_their_parent_is_killed(tmp_path):
+    script = tmp_path / "parent.py"
+    script.write_text(_POOL_PARENT.format(repo=str(REPO)))
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=REPO)
+    deadline = time.time() + 60
+    children: list[int] = []
+    while time.time() < deadline and len(children) < 3:  # resource tracker + 2 workers
+        time.sleep(0.5)
+        children = _children_of(proc.pid)
+    assert len(children) >= 2, children
+    proc.kill()
+    proc.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline and any(_alive(c) for c in children):
+        time.sleep(0.2)
+    assert not [c for c in children if _alive(c)]
