@@ -4,13 +4,25 @@ Why inside the JPEG: a faceset stays a folder of ordinary images that any viewer
 can never be separated from its landmarks. Our metadata is JSON in APP11 segments that start with
 `FACEKIT\\0` (so another tool's APP11, e.g. JPEG XT/JUMBF, is never mistaken for ours); JSON over
 one segment's 64 KB is split across numbered segments. DeepFaceLab files (a pickled dict in APP15)
-are read too, through a restricted unpickler. Rewriting metadata never re-encodes the image.
+are read too, through a restricted, bounded unpickler. Rewriting metadata never re-encodes the image.
+
+DFL faces stay DFL faces: a face read from DFL's pickle carries `extra["dfl"]` (DFL's other plain
+keys, possibly none), and every write of such a face keeps a DFL segment next to ours: DFL's own
+bytes verbatim while they still say what our metadata says (sort, renames), else a fresh DFL dict
+of plain data and numpy arrays (resize, new masks), written by `dfl_dumps`. Our JSON records the
+SHA-256 of the DFL segment written with it; when DFL later rewrites the face (its XSeg editor, its
+resize) the digests differ and DFL's fields are read, with our own extras kept.
+
+Metadata is untrusted input: our JSON is bounded in size and nesting, DFL's pickle by its loader,
+and numbers must be finite, so a hostile face is one clear error naming the file.
 """
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
+import math
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +31,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from core.dfl_restricted_pickle import restricted_loads
+from core import log
+from core.dfl_restricted_pickle import MAX_DEPTH, dfl_dumps, restricted_loads
 from core.errors import UserError
 from core.fileio import atomic_write_bytes
 
@@ -33,6 +46,11 @@ _MAX_PAYLOAD = 0xFFFF - 2  # the 16-bit length field counts itself
 _MAX_CHUNK = _MAX_PAYLOAD - len(META_PREFIX) - _SEQ.size
 
 DFL_MARKER = 0xEF  # APP15, DeepFaceLab's pickled dict
+DFL_EXTRA_KEY = "dfl"  # meta.extra["dfl"]: the face came from DFL (value: DFL's other plain keys)
+_DFL_MASK_MAX = 50_000  # DFL re-encodes its xseg_mask as JPEG until it fits this many bytes
+# Our JSON: a face's metadata is kilobytes; a noise XSeg mask at 2048 px with a long identity is
+# about 2 MB. The bound is checked on the joined segments' size before anything is joined or parsed.
+MAX_META_JSON = 8 << 20
 _APP0 = 0xE0
 _SOI, _EOI, _SOS = 0xD8, 0xD9, 0xDA
 _STANDALONE = {0x01, *range(0xD0, 0xD8)}  # TEM, RST0..7: no length field
@@ -67,6 +85,8 @@ class FaceMeta:
             rect = [float(v) for v in np.asarray(self.source_rect).reshape(-1)]
             if len(rect) != 4:
                 raise ValueError(f"source_rect needs 4 numbers (l, t, r, b), got {len(rect)}")
+            if not all(math.isfinite(v) and abs(v) < 2**31 for v in rect):
+                raise ValueError(f"source_rect needs 4 finite pixel positions, got {rect}")
             self.source_rect = tuple(int(round(v)) for v in rect)  # type: ignore[assignment]
         if self.source_landmarks is not None:
             self.source_landmarks = _points(self.source_landmarks, "source_landmarks")
@@ -74,8 +94,12 @@ class FaceMeta:
             mat = np.asarray(self.image_to_face_mat, dtype=np.float64)
             if mat.shape != (2, 3):
                 raise ValueError(f"image_to_face_mat must be 2x3, got {mat.shape}")
+            if not np.isfinite(mat).all():
+                raise ValueError("image_to_face_mat must hold finite numbers")
             self.image_to_face_mat = mat
         self.eyebrows_expand_mod = float(self.eyebrows_expand_mod)
+        if not math.isfinite(self.eyebrows_expand_mod):
+            raise ValueError("eyebrows_expand_mod must be a finite number")
         if self.seg_ie_polys is not None:
             self.seg_ie_polys = [_poly(p) for p in self.seg_ie_polys]
         if self.xseg_mask is not None:
@@ -87,6 +111,8 @@ class FaceMeta:
             self.xseg_mask = mask
         if self.identity is not None:
             self.identity = np.asarray(self.identity, dtype=np.float32).reshape(-1)
+            if not np.isfinite(self.identity).all():
+                raise ValueError("identity must hold finite numbers")
         self.extra = dict(self.extra or {})
 
 
@@ -94,6 +120,8 @@ def _points(value: Any, what: str) -> np.ndarray:
     pts = np.asarray(value, dtype=np.float32)
     if pts.ndim != 2 or pts.shape[1] != 2:
         raise ValueError(f"{what} must be Nx2, got shape {pts.shape}")
+    if not np.isfinite(pts).all():
+        raise ValueError(f"{what} must hold finite numbers")
     return pts
 
 
@@ -106,6 +134,8 @@ def _poly(p: Any) -> dict[str, Any]:
     if kind not in (0, 1):
         raise ValueError(f"polygon type must be 0 (exclude) or 1 (include), got {kind}")
     pts = np.asarray(pts, dtype=np.float32).reshape(-1, 2) if len(pts) else np.zeros((0, 2), np.float32)
+    if not np.isfinite(pts).all():
+        raise ValueError("polygon points must be finite numbers")
     return {"type": kind, "pts": pts}
 
 
@@ -147,8 +177,8 @@ def load_aligned_face(path: str | Path) -> tuple[np.ndarray, FaceMeta]:
 def update_face_meta(path: str | Path, meta: FaceMeta) -> None:
     """Replace the metadata of an existing JPEG atomically, keeping its compressed image bytes.
 
-    A DFL APP15 pickle is dropped: after this our metadata is the one truth, and a stale DFL copy
-    that disagreed with it would be worse than none.
+    A DFL face keeps its DFL segment, verbatim when `meta` still says what it says, else rewritten
+    from `meta` (see the module docstring), so DFL can still read the face.
     """
     _write(path, jpeg_bytes_with_meta(_read(path), meta, path))
 
@@ -157,17 +187,31 @@ def meta_from_jpeg_bytes(data: bytes, path: str | Path | None = None) -> FaceMet
     """`read_face_meta` on bytes in memory (e.g. a packed faceset); `path` only names errors."""
     segments, _scan = _parse_jpeg(data, path)
     ours = [p for m, p in segments if m == META_MARKER and p.startswith(META_PREFIX)]
-    if ours:
-        return _meta_from_json(_join_chunks(ours, path), path)
     dfl = [p for m, p in segments if m == DFL_MARKER]
+    if ours:
+        d = _json_dict(_join_chunks(ours, path), path)
+        meta = _meta_from_dict(d, path)
+        recorded = d.get("dfl_sha256")
+        theirs = [p for p in dfl if _looks_like_pickle(p)]
+        if theirs and isinstance(recorded, str) and recorded != hashlib.sha256(theirs[0]).hexdigest():
+            return _merge_dfl_edit(_meta_from_dfl(theirs[0], path), meta)  # DFL rewrote the face after us
+        return meta
     if dfl:
         return _meta_from_dfl(dfl[0], path)
     return None
 
 
+def _merge_dfl_edit(theirs: FaceMeta, ours: FaceMeta) -> FaceMeta:
+    """A face DFL changed after we wrote it: DFL's fields, with what only we keep (identity, our extras)."""
+    theirs.identity = ours.identity
+    theirs.extra = {**{k: v for k, v in ours.extra.items() if k != DFL_EXTRA_KEY}, **theirs.extra}
+    return theirs
+
+
 def jpeg_bytes_with_meta(data: bytes, meta: FaceMeta, path: str | Path | None = None) -> bytes:
     """The JPEG `data` with its face metadata replaced by `meta`; image segments are kept verbatim."""
     segments, scan = _parse_jpeg(data, path)
+    old_dfl = next((p for m, p in segments if m == DFL_MARKER and _looks_like_pickle(p)), None)
     kept = [
         (m, p) for m, p in segments
         if not (m == META_MARKER and p.startswith(META_PREFIX)) and not (m == DFL_MARKER and _looks_like_pickle(p))
@@ -175,7 +219,11 @@ def jpeg_bytes_with_meta(data: bytes, meta: FaceMeta, path: str | Path | None = 
     n_app0 = 0
     while n_app0 < len(kept) and kept[n_app0][0] == _APP0:
         n_app0 += 1
-    ours = [(META_MARKER, p) for p in _split_chunks(_meta_to_json(meta))]
+    dfl = _dfl_payload(meta, old_dfl, path)
+    blob = _meta_to_json(meta, None if dfl is None else hashlib.sha256(dfl).hexdigest())
+    if len(blob) > MAX_META_JSON:
+        raise UserError(f"face metadata too large to write ({len(blob)} bytes; at most {MAX_META_JSON})", path)
+    ours = [(META_MARKER, p) for p in _split_chunks(blob)] + ([] if dfl is None else [(DFL_MARKER, dfl)])
     out = [b"\xff\xd8"]
     for marker, payload in kept[:n_app0] + ours + kept[n_app0:]:
         out.append(struct.pack(">BBH", 0xFF, marker, len(payload) + 2))
@@ -237,6 +285,10 @@ def _split_chunks(blob: bytes) -> list[bytes]:
 
 
 def _join_chunks(payloads: list[bytes], path: str | Path | None) -> bytes:
+    total = sum(len(p) - len(META_PREFIX) - _SEQ.size for p in payloads)
+    if total > MAX_META_JSON:
+        raise UserError(f"refusing face metadata: too large ({total} bytes; a face's is kilobytes, "
+                        f"at most {MAX_META_JSON})", path)
     parts: dict[int, bytes] = {}
     counts = set()
     for p in payloads:
@@ -266,7 +318,7 @@ def _looks_like_pickle(payload: bytes) -> bool:
 # ---- our JSON ---------------------------------------------------------------------------------
 
 
-def _meta_to_json(meta: FaceMeta) -> bytes:
+def _meta_to_json(meta: FaceMeta, dfl_sha256: str | None = None) -> bytes:
     d: dict[str, Any] = {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
@@ -289,15 +341,39 @@ def _meta_to_json(meta: FaceMeta) -> bytes:
         d["identity"] = meta.identity.tolist()
     if meta.extra:
         d["extra"] = meta.extra
+    if dfl_sha256 is not None:  # the DFL segment written with this JSON (see meta_from_jpeg_bytes)
+        d["dfl_sha256"] = dfl_sha256
     # ASCII only, so no 0xFF byte can ever appear inside our segments.
     return json.dumps(d, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode("ascii")
 
 
 def _meta_from_json(blob: bytes, path: str | Path | None) -> FaceMeta:
+    return _meta_from_dict(_json_dict(blob, path), path)
+
+
+def _json_dict(blob: bytes, path: str | Path | None) -> Any:
+    """Our JSON parsed, bounded in size (by the caller) and in nesting."""
+    if len(blob) > MAX_META_JSON:
+        raise UserError(f"refusing face metadata: too large ({len(blob)} bytes; at most {MAX_META_JSON})", path)
     try:
         d = json.loads(blob.decode("ascii"))
+    except RecursionError:
+        raise UserError(f"refusing face metadata: nested too deeply (more than {MAX_DEPTH} levels)", path) from None
     except (UnicodeDecodeError, ValueError) as e:
         raise UserError(f"corrupt face metadata (invalid JSON: {e})", path) from None
+    stack = [(d, 1)]
+    while stack:  # JSON holds no shared objects, so this visits at most as many values as the text has
+        v, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise UserError(f"refusing face metadata: nested too deeply (more than {MAX_DEPTH} levels)", path)
+        if isinstance(v, dict):
+            stack.extend((x, depth + 1) for x in v.values())
+        elif isinstance(v, list):
+            stack.extend((x, depth + 1) for x in v)
+    return d
+
+
+def _meta_from_dict(d: Any, path: str | Path | None) -> FaceMeta:
     if not isinstance(d, dict) or d.get("format") != FORMAT_NAME:
         raise UserError("corrupt face metadata (not a facekit face_meta object)", path)
     version = d.get("version")
@@ -323,7 +399,7 @@ def _meta_from_json(blob: bytes, path: str | Path | None) -> FaceMeta:
         )
     except UserError:
         raise
-    except (KeyError, TypeError, ValueError, binascii.Error) as e:
+    except (KeyError, TypeError, ValueError, IndexError, OverflowError, binascii.Error) as e:
         raise UserError(f"corrupt face metadata ({type(e).__name__}: {e})", path) from None
 
 
@@ -334,8 +410,43 @@ def _encode_mask(mask: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
+_MAX_MASK_SIDE = 4096  # the largest face size; a mask is at most the face's size
+
+
+def _encoded_image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG's IHDR or a JPEG's SOF, read without decoding; None otherwise."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR" and len(data) >= 24:
+        return struct.unpack(">II", data[16:24])
+    if data[:2] != b"\xff\xd8":
+        return None
+    pos = 2
+    while pos + 4 <= len(data) and data[pos] == 0xFF:
+        marker = data[pos + 1]
+        if marker == 0xFF:
+            pos += 1
+        elif marker in _STANDALONE:
+            pos += 2
+        elif marker in (_SOI, _EOI, _SOS):
+            return None
+        elif 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # SOFn: precision, height, width
+            if pos + 9 > len(data):
+                return None
+            h, w = struct.unpack_from(">HH", data, pos + 5)
+            return w, h
+        else:
+            pos += 2 + struct.unpack_from(">H", data, pos + 2)[0]
+    return None
+
+
 def _decode_mask(data: bytes | np.ndarray, path: str | Path | None) -> np.ndarray:
-    img = cv2.imdecode(np.frombuffer(bytes(data), np.uint8), cv2.IMREAD_UNCHANGED)
+    data = bytes(data)
+    size = _encoded_image_size(data)  # checked before decoding: a 1 KB PNG can declare a gigapixel
+    if size is None:
+        raise UserError("corrupt face metadata (the XSeg mask is not a PNG or JPEG image)", path)
+    if not (0 < size[0] <= _MAX_MASK_SIDE and 0 < size[1] <= _MAX_MASK_SIDE):
+        raise UserError(f"refusing face metadata: the XSeg mask is too large ({size[0]}x{size[1]}; "
+                        f"at most {_MAX_MASK_SIDE}x{_MAX_MASK_SIDE})", path)
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise UserError("corrupt face metadata (the XSeg mask image cannot be decoded)", path)
     if img.ndim == 3:
@@ -379,12 +490,86 @@ def _meta_from_dfl(payload: bytes, path: str | Path | None) -> FaceMeta:
             eyebrows_expand_mod=1.0 if brows is None else brows,
             seg_ie_polys=polys,
             xseg_mask=None if mask is None else _decode_mask(mask, path),
-            extra={"dfl": extra} if extra else {},
+            extra={DFL_EXTRA_KEY: extra},  # marks a DFL face: its writes keep a DFL segment
         )
     except UserError:
         raise
-    except (KeyError, TypeError, ValueError, IndexError) as e:
+    except RecursionError:
+        raise UserError("refusing DFL metadata: nested too deeply", path) from None
+    except MemoryError:
+        raise UserError("refusing DFL metadata: too large to load (out of memory)", path) from None
+    except Exception as e:  # a hostile dict can fail anywhere in the conversion; all mean the same
         raise UserError(f"corrupt DFL metadata ({type(e).__name__}: {e})", path) from None
+
+
+def _dfl_payload(meta: FaceMeta, old: bytes | None, path: str | Path | None) -> bytes | None:
+    """The APP15 payload to write with `meta`: the file's DFL bytes verbatim while they still say
+    what `meta` says, else DFL's dict rebuilt from `meta`; None for a face that is not DFL's."""
+    if old is not None:
+        try:
+            if _same_dfl_fields(_meta_from_dfl(old, path), meta):
+                return old
+        except UserError as e:
+            log.warning(f"{path}: its DFL metadata is unreadable ({e.problem}); it is written anew from ours")
+    if DFL_EXTRA_KEY not in meta.extra:
+        return None
+    try:
+        payload = dfl_dumps(_dfl_dict(meta))
+    except (TypeError, ValueError) as e:
+        raise UserError(f"cannot write DFL's copy of the face metadata ({e})", path) from None
+    if len(payload) > _MAX_PAYLOAD:
+        log.warning(f"{path}: DFL's copy of the face metadata ({len(payload)} bytes) does not fit one JPEG "
+                    f"segment; left out, so DeepFaceLab cannot read this face")
+        return None
+    return payload
+
+
+def _same_dfl_fields(a: FaceMeta, b: FaceMeta) -> bool:
+    """Do `a` and `b` agree on everything DFL's dict holds?"""
+    def same_array(x: np.ndarray | None, y: np.ndarray | None) -> bool:
+        return x is y or (x is not None and y is not None and x.shape == y.shape and np.array_equal(x, y))
+
+    pa, pb = a.seg_ie_polys or [], b.seg_ie_polys or []  # DFL stores no labels as no key
+    return (a.face_type == b.face_type and a.source_filename == b.source_filename
+            and a.source_rect == b.source_rect and a.eyebrows_expand_mod == b.eyebrows_expand_mod
+            and all(same_array(getattr(a, k), getattr(b, k))
+                    for k in ("landmarks", "source_landmarks", "image_to_face_mat", "xseg_mask"))
+            and len(pa) == len(pb)
+            and all(p["type"] == q["type"] and same_array(p["pts"], q["pts"]) for p, q in zip(pa, pb))
+            and a.extra.get(DFL_EXTRA_KEY) == b.extra.get(DFL_EXTRA_KEY))
+
+
+def _dfl_dict(meta: FaceMeta) -> dict[str, Any]:
+    """DFL's metadata dict for `meta`, with the types DFL's own extractor and editor write."""
+    other = meta.extra.get(DFL_EXTRA_KEY)
+    d: dict[str, Any] = {k: v for k, v in other.items() if k not in _DFL_KNOWN} if isinstance(other, dict) else {}
+    d.update(face_type=meta.face_type, landmarks=meta.landmarks, eyebrows_expand_mod=meta.eyebrows_expand_mod,
+             source_filename=meta.source_filename)
+    if meta.source_rect is not None:
+        d["source_rect"] = np.array(meta.source_rect, np.int64)  # DFL indexes it as an array
+    if meta.source_landmarks is not None:
+        d["source_landmarks"] = meta.source_landmarks
+    if meta.image_to_face_mat is not None:
+        d["image_to_face_mat"] = meta.image_to_face_mat
+    if meta.seg_ie_polys:  # SegIEPolys.dump()
+        d["seg_ie_polys"] = {"polys": [{"type": p["type"], "pts": p["pts"]} for p in meta.seg_ie_polys]}
+    if meta.xseg_mask is not None:
+        d["xseg_mask"] = _dfl_mask_buffer(meta.xseg_mask)
+    return d
+
+
+def _dfl_mask_buffer(mask: np.ndarray) -> np.ndarray:
+    """The mask as DFL stores it: an encoded PNG as a uint8 array, or a JPEG when the PNG is over
+    50,000 bytes (DFL's rule, keeping its dict in one JPEG segment)."""
+    img = np.clip(np.rint(mask * 255.0), 0, 255).astype(np.uint8)
+    ok, buf = cv2.imencode(".png", img)
+    quality = 100
+    while (not ok or len(buf) > _DFL_MASK_MAX) and quality >= 0:
+        ok, buf = cv2.imencode(".jpg", img, [int(cv2.IMWRITE_JPEG_QUALITY), quality])
+        quality -= 5
+    if not ok:
+        raise ValueError("OpenCV could not encode the XSeg mask")
+    return buf.reshape(-1)
 
 
 def _jsonable(v: Any) -> Any:

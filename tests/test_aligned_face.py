@@ -174,7 +174,7 @@ def test_update_is_atomic(tmp_path, face_bgr, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("core.fileio.os.replace", boom)
-    with pytest.raises(UserError, match="cannot write"):
+    with pytest.raises(UserError, match="(cannot|could not) write"):
         update_face_meta(path, FaceMeta(face_type="head", landmarks=np.ones((68, 2))))
     monkeypatch.undo()
     assert path.read_bytes() == original
@@ -319,17 +319,43 @@ def test_dfl_file_loads(tmp_path, face_bgr, variant):
     assert meta.extra == {"dfl": {"relighted": False}}
 
 
-def test_dfl_file_converts_on_update(tmp_path, face_bgr):
+def test_dfl_file_keeps_its_dfl_segment_on_update(tmp_path, face_bgr):
     path = tmp_path / "f.jpg"
-    path.write_bytes(_dfl_jpeg(face_bgr, pickle.dumps(_dfl_dict(np.random.default_rng(7), False))))
+    original = pickle.dumps(_dfl_dict(np.random.default_rng(7), False))
+    path.write_bytes(_dfl_jpeg(face_bgr, original))
     _, scan = _walk(path.read_bytes())
     meta = read_face_meta(path)
-    meta.eyebrows_expand_mod = 2.0
+    meta.extra["original_name"] = "f.jpg"  # only our keys change: DFL's bytes are kept verbatim
     update_face_meta(path, meta)
     segs, new_scan = _walk(path.read_bytes())
     assert new_scan == scan
-    assert not [m for m, _ in segs if m == 0xEF]  # the stale DFL copy is gone
+    assert [p for m, p in segs if m == 0xEF] == [original]
+    assert read_face_meta(path).extra["original_name"] == "f.jpg"
+
+    meta.eyebrows_expand_mod = 2.0  # a DFL field changes: DFL's dict is rewritten, as DFL reads it
+    update_face_meta(path, meta)
+    (payload,) = [p for m, p in _walk(path.read_bytes())[0] if m == 0xEF]
+    d = pickle.loads(payload)
+    assert d["eyebrows_expand_mod"] == 2.0 and d["relighted"] is False
+    np.testing.assert_array_equal(d["landmarks"], meta.landmarks)
     assert read_face_meta(path).eyebrows_expand_mod == 2.0
+
+
+def test_dfl_edit_after_ours_is_read(tmp_path, face_bgr):
+    """DFL (its XSeg editor) rewrites a face we wrote: its APP15 changes, our JSON stays; DFL's fields win."""
+    path = tmp_path / "f.jpg"
+    path.write_bytes(_dfl_jpeg(face_bgr, pickle.dumps(_dfl_dict(np.random.default_rng(9), False))))
+    meta = read_face_meta(path)
+    meta.extra["original_name"] = "f.jpg"
+    meta.eyebrows_expand_mod = 1.25
+    update_face_meta(path, meta)
+    segs, scan = _walk(path.read_bytes())
+    d = pickle.loads([p for m, p in segs if m == 0xEF][0])
+    d["seg_ie_polys"] = {"polys": [{"type": 0, "pts": np.array([[1, 2], [3, 4], [5, 7]], np.float32)}]}
+    path.write_bytes(_join([(m, pickle.dumps(d) if m == 0xEF else p) for m, p in segs], scan))
+    back = read_face_meta(path)
+    assert back.seg_ie_polys[0]["type"] == 0 and back.seg_ie_polys[0]["pts"][2, 1] == 7
+    assert back.eyebrows_expand_mod == 1.25 and back.extra["original_name"] == "f.jpg"
 
 
 def test_dfl_old_file_without_face_type_defaults_to_full(tmp_path, face_bgr):
