@@ -78,7 +78,8 @@ def atomic_path(path: str | Path, keep_suffix: bool = False) -> Iterator[Path]:
         raise
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True while a process with this id exists (a stale partial file's writer is gone when False)."""
     if pid == os.getpid():
         return True
     if os.name == "nt":
@@ -102,16 +103,18 @@ def is_partial(path: Path) -> bool:
     return TEMP_MARK + "-" in path.name and _PARTIAL_RE.match(path.name) is not None
 
 
-def remove_stale_partials(folder: str | Path, targets: Iterable[str] | None = None) -> list[Path]:
+def remove_stale_partials(folder: str | Path, targets: Iterable[str] | None = None,
+                          target_suffixes: Iterable[str] | None = None) -> list[Path]:
     """Delete leftovers of killed atomic writes in `folder` whose writer is no longer running.
 
     Only files named like atomic_path's temporaries are touched, and with `targets` only those of
-    the listed final names (`x_state.npz`, `result.mp4`), so a command removes its own debris and
-    nothing else. Older versions wrote `<stem>.partial-<random><suffix>` without a process id; such
+    the listed final names (`x_state.npz`, `result.mp4`) or final extensions (`.jpg` for a faceset's
+    metadata rewrites), so a command removes its own debris and nothing else. Older versions wrote `<stem>.partial-<random><suffix>` without a process id; such
     files are always stale. Returns what was removed.
     """
     folder = Path(folder)
     wanted = None if targets is None else set(targets)
+    suffixes = None if target_suffixes is None else {x.lower() for x in target_suffixes}
     removed = []
     try:
         entries = list(folder.iterdir())
@@ -125,8 +128,10 @@ def remove_stale_partials(folder: str | Path, targets: Iterable[str] | None = No
         names = {target, target + (m.group("suffix") or "")}
         if wanted is not None and not (names & wanted):
             continue
+        if suffixes is not None and not any(Path(n).suffix.lower() in suffixes for n in names):
+            continue
         pid = m.group("pid")
-        if pid is not None and _pid_alive(int(pid)):
+        if pid is not None and pid_alive(int(pid)):
             continue
         with contextlib.suppress(OSError):
             p.unlink()

@@ -22,7 +22,7 @@ import numpy as np
 from core import interact, log
 from core.aligned_face import FaceMeta, load_aligned_face, read_face_meta, write_aligned_face
 from core.errors import UserError
-from core.fileio import list_images, require_dir
+from core.fileio import IMAGE_EXTENSIONS, list_images, remove_stale_partials, require_dir
 from core.packed_faceset import is_packed
 from core.rename_journal import finish_interrupted
 from core.workers import default_worker_count, run_pool
@@ -157,6 +157,7 @@ def resize_faceset(input_dir: str | Path, image_size: int | None = None, face_ty
     if not 1 <= jpeg_quality <= 100:
         raise UserError(f"--jpeg-quality must be 1..100, got {jpeg_quality}")
     finish_interrupted(folder)
+    remove_stale_partials(folder, target_suffixes=IMAGE_EXTENSIONS)  # faces of a killed metadata write
     files = list_images(folder)
     if not files:
         raise UserError("the faces are packed in faceset.pak; run util --unpack-faceset first" if is_packed(folder)

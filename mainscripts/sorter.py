@@ -23,7 +23,7 @@ import numpy as np
 from core import interact, log
 from core.aligned_face import FaceMeta, load_aligned_face, read_face_meta, update_face_meta
 from core.errors import UserError
-from core.fileio import list_images, natural_key, require_dir
+from core.fileio import IMAGE_EXTENSIONS, list_images, natural_key, remove_stale_partials, require_dir
 from core.packed_faceset import is_packed
 from core.rename_journal import Move, finish_interrupted, move_files
 from core.workers import default_worker_count, run_pool
@@ -444,6 +444,7 @@ def sort_faceset(input_dir: str | Path, by: str | None = None, *, target_count: 
     """Sort the aligned faces in `input_dir` by `by` (asked when None), trash rejects, rename in order."""
     folder = require_dir(input_dir, "aligned faces folder").resolve()
     finish_interrupted(folder)
+    remove_stale_partials(folder, target_suffixes=IMAGE_EXTENSIONS)  # faces of a killed metadata write
     method = resolve_method(by)
     opts = Options()
     if method.key.startswith("best-faces"):

@@ -14,10 +14,11 @@ import numpy as np
 
 from core import interact, log
 from core.aligned_face import (FaceMeta, _meta_from_json, _meta_to_json, jpeg_bytes_with_meta, load_aligned_face,
-                               read_face_meta, write_aligned_face)
+                               read_face_meta)
 from core.errors import UserError
-from core.fileio import atomic_write_bytes, atomic_write_json, list_images, require_dir
-from core.image_io import write_image
+from core.fileio import (IMAGE_EXTENSIONS, atomic_write_bytes, atomic_write_json, list_images, remove_stale_partials,
+                         require_dir)
+from core.image_io import encode_image, write_image
 from core.packed_faceset import PACK_NAME, pack_path, read_packed, write_packed
 from core.rename_journal import Move, finish_interrupted, move_files
 from facelib import masks
@@ -119,6 +120,9 @@ def save_faceset_metadata(folder: Path) -> Path:
     return out
 
 
+MAX_METADATA_FILE_BYTES = 512 << 20  # ~100k faces; bounds the memory a stranger's file can take
+
+
 def restore_faceset_metadata(folder: Path) -> int:
     """Re-embed the saved metadata; images whose size changed are scaled back to the saved size
     (Lanczos, JPEG quality 100). Nothing else changes: the geometry is the original's. The metadata
@@ -126,23 +130,32 @@ def restore_faceset_metadata(folder: Path) -> int:
     src = folder / METADATA_NAME
     if not src.is_file():
         raise UserError(f"no {METADATA_NAME} here; run --save-faceset-metadata first", folder)
+    if src.stat().st_size > MAX_METADATA_FILE_BYTES:
+        raise UserError(f"metadata file is larger than {MAX_METADATA_FILE_BYTES >> 20} MB; refusing to read it", src)
     try:
         saved = json.loads(src.read_text(encoding="utf-8"))
+        if not isinstance(saved, dict) or not isinstance(saved.get("faces"), dict):
+            raise ValueError("not a faceset metadata file")
         if saved.get("format") != METADATA_FORMAT:
             raise ValueError("not a faceset metadata file")
         faces = saved["faces"]
+    except RecursionError:
+        raise UserError("metadata file is nested too deeply (not written by this toolkit)", src) from None
     except (ValueError, KeyError, AttributeError, UnicodeDecodeError) as e:
         raise UserError(f"corrupt metadata file ({e})", src) from None
     failed = 0
     for name, entry in faces.items():
         path = folder / name
         try:
-            if Path(name).name != name or name in ("", ".", ".."):
+            if (Path(name).name != name or name.startswith(".")
+                    or Path(name).suffix.lower() not in IMAGE_EXTENSIONS):
                 raise UserError("not a plain file name in the metadata file", name)
-            _restore_one(path, entry)
+            restored = _restored_bytes(path, entry)
         except UserError as e:
             log.warning(str(e))
             failed += 1
+            continue
+        atomic_write_bytes(path, restored)  # a failed write (disk full) ends the command, naming the face
     if failed:
         raise UserError(f"{failed} of {len(faces)} faces could not be restored; {METADATA_NAME} is kept", src)
     src.unlink()
@@ -150,7 +163,8 @@ def restore_faceset_metadata(folder: Path) -> int:
     return len(faces)
 
 
-def _restore_one(path: Path, entry: dict) -> None:
+def _restored_bytes(path: Path, entry: dict) -> bytes:
+    """The face file with its saved metadata put back (a per-face problem is a UserError)."""
     if not path.is_file():
         raise UserError("file listed in the metadata is missing", path)
     try:
@@ -162,14 +176,14 @@ def _restore_one(path: Path, entry: dict) -> None:
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     if image is None:
         raise UserError("the edited image cannot be decoded", path)
-    if image.shape[:2] != shape[:2]:
+    if image.shape[:2] == shape[:2]:
+        try:  # same size and still a JPEG: keep the edited pixels bit for bit
+            return jpeg_bytes_with_meta(data, meta, path)
+        except UserError:
+            pass  # saved as another format: re-encode below
+    else:
         image = cv2.resize(image, (shape[1], shape[0]), interpolation=cv2.INTER_LANCZOS4)
-        write_aligned_face(path, image, meta, jpeg_quality=100)
-        return
-    try:  # same size and still a JPEG: keep the edited pixels bit for bit
-        atomic_write_bytes(path, jpeg_bytes_with_meta(data, meta, path))
-    except UserError:
-        write_aligned_face(path, image, meta, jpeg_quality=100)
+    return jpeg_bytes_with_meta(encode_image(image, ".jpg", 100), meta, path)
 
 
 # --- packing -------------------------------------------------------------------------------------------
@@ -201,14 +215,19 @@ def pack_faceset(folder: Path, delete_originals: bool | None = None) -> Path:
 
 def unpack_faceset(folder: Path) -> int:
     """Write the faces of `faceset.pak` back as files (identical bytes), then delete the pack.
-    Nothing is written when a different file already has a packed face's name."""
+    Nothing is written when a different file already has a packed face's name. A pack holding
+    anything but face files (a hidden file, a folder part, another extension) is refused whole by
+    read_packed, before anything is written."""
     pak = pack_path(folder)
     if not pak.is_file():
         raise UserError(f"no {PACK_NAME} in this folder", folder)
     entries = read_packed(pak)
     for name, data in entries:
         target = folder / name
-        if target.exists() and target.read_bytes() != data:
+        if target.is_symlink() or (target.exists() and not target.is_file()):
+            raise UserError(f"a link or folder already has the name of a packed face; move it away first "
+                            f"({PACK_NAME} untouched)", target)
+        if target.exists() and (target.stat().st_size != len(data) or target.read_bytes() != data):
             raise UserError(f"a different file already has the name of a packed face; move it away first "
                             f"({PACK_NAME} untouched)", target)
     try:
@@ -270,6 +289,7 @@ def run_util(input_dir: str | Path, *, add_landmarks_debug: bool = False, recove
     if not any((add_landmarks_debug, recover_filenames, save_metadata, restore_metadata, pack, unpack, export_mask)):
         raise UserError("nothing to do: give at least one util option (see --help)")
     finish_interrupted(folder)
+    remove_stale_partials(folder, target_suffixes=IMAGE_EXTENSIONS)  # faces of a killed metadata write
     if unpack:
         unpack_faceset(folder)
     if recover_filenames:

@@ -180,3 +180,24 @@ def test_pool_workers_end_when_their_parent_is_killed(tmp_path):
     while time.time() < deadline and any(_alive(c) for c in children):
         time.sleep(0.2)
     assert not [c for c in children if _alive(c)]
+
+
+def test_sort_removes_the_partial_face_of_a_killed_metadata_write_and_nothing_else(tmp_path):
+    from tests.conftest import run_cli
+    from tests.facesets import make_faceset
+    files = make_faceset(["obama.jpg", "biden.jpg"], tmp_path, per_photo=1, size=96)
+    folder = tmp_path / "aligned"
+    face = files[0]
+    dead = _dead_pid()
+    stale = folder / f"{face.name}.partial-{dead}-k1ll3d"
+    legacy = folder / f"{face.stem}.partial-ab12cd34{face.suffix}"  # an older version's name
+    live = folder / f"{face.name}.partial-{os.getpid()}-busy"
+    photo = folder / "holiday.partial.jpg"  # a face file that merely has the word in its name
+    for p in (stale, legacy, live, photo):
+        p.write_bytes(face.read_bytes())
+    result = run_cli("sort", "--input-dir", str(folder), "--by", "blur")
+    assert result.returncode == 0, result.stderr
+    assert not stale.exists() and not legacy.exists()
+    assert live.exists()
+    faces = [p for p in folder.iterdir() if p.suffix == ".jpg"]
+    assert len(faces) == 3  # the two faces and the user's look-alike file, sorted, none lost
