@@ -11,6 +11,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import Sequence
 
 from core import log
 from core.errors import UserError
@@ -59,8 +60,11 @@ def _ensure_video(path: Path, photo: Path, audio_hz: float | None, seed: int) ->
                           audio_hz=audio_hz, seed=seed, focus=head_and_shoulders(photo))
 
 
-def run_demo(workspace: str, iterations: int = DEMO_ITERATIONS) -> Path:
+def run_demo(workspace: str, iterations: int = DEMO_ITERATIONS, device_args: Sequence[str] = ()) -> Path:
+    """Run every stage as a separate `main.py` command; `device_args` (--cpu-only, --force-gpu-idxs)
+    go to each stage that computes (extract, train, merge, evaluate)."""
     ws = Path(workspace)
+    device = list(device_args)
     ws.mkdir(parents=True, exist_ok=True)
     src_video, dst_video = ws / "data_src.mp4", ws / "data_dst.mp4"
     _ensure_video(src_video, SRC_PHOTO, None, seed=1)
@@ -70,7 +74,7 @@ def run_demo(workspace: str, iterations: int = DEMO_ITERATIONS) -> Path:
         return ["extract", "--input-dir", str(ws / side), "--output-dir", str(ws / side / "aligned"),
                 "--detector", "centerface", "--face-type", "wf", "--max-faces-from-image", "0",
                 "--image-size", "512", "--jpeg-quality", "90", "--output-debug" if debug else "--no-output-debug",
-                "--resume"]
+                "--resume", *device]
 
     steps = [
         ["videoed", "extract-video", "--input-file", str(src_video), "--output-dir", str(ws / "data_src"),
@@ -82,13 +86,13 @@ def run_demo(workspace: str, iterations: int = DEMO_ITERATIONS) -> Path:
         ["train", "--training-data-src-dir", str(ws / "data_src" / "aligned"),
          "--training-data-dst-dir", str(ws / "data_dst" / "aligned"), "--model-dir", str(ws / "model"),
          "--model", "SAEHD", "--force-model-name", "demo", "--silent-start", "--no-preview",
-         "--target-iteration", str(iterations), *DEMO_MODEL_OPTIONS],
+         "--target-iteration", str(iterations), *DEMO_MODEL_OPTIONS, *device],
         ["merge", "--input-dir", str(ws / "data_dst"), "--output-dir", str(ws / "data_dst" / "merged"),
          "--output-mask-dir", str(ws / "data_dst" / "merged_mask"), "--aligned-dir", str(ws / "data_dst" / "aligned"),
-         "--model-dir", str(ws / "model"), "--model", "SAEHD", "--no-interactive"],
+         "--model-dir", str(ws / "model"), "--model", "SAEHD", "--no-interactive", *device],
         ["videoed", "video-from-sequence", "--input-dir", str(ws / "data_dst" / "merged"),
          "--output-file", str(ws / "result.mp4"), "--reference-file", str(dst_video), "--include-audio", "--bitrate", "16"],
-        ["evaluate", "--workspace", str(ws), "--max-frames", "50"],
+        ["evaluate", "--workspace", str(ws), "--max-frames", "50", *device],
     ]
     for args in steps:  # run exactly the printed commands, as separate processes like the user would
         _announce(*args)

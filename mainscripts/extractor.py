@@ -12,7 +12,7 @@ import functools
 import json
 import os
 import shutil
-import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -21,9 +21,10 @@ import cv2
 import numpy as np
 
 from core import interact, log
-from core.aligned_face import FaceMeta, write_aligned_face
+from core.aligned_face import FaceMeta, read_face_meta, write_aligned_face
+from core.devices import DeviceChoice
 from core.errors import UserError
-from core.fileio import ensure_writable_dir, list_images, require_dir
+from core.fileio import disk_error, ensure_writable_dir, is_partial, list_images, require_dir
 from core.image_io import read_image, write_image
 from core.workers import default_worker_count, run_pool
 from facelib.align import align, invert_affine, transform_points
@@ -69,6 +70,7 @@ class FrameOutcome:
     faces_written: int = 0
     faces: list[DetectedFace] = field(default_factory=list)  # filled for detect_only jobs
     rejected_identity: int = 0
+    write_error: str | None = None  # a face or debug image could not be written (disk full ...)
 
 
 # --- worker side -------------------------------------------------------------------------------
@@ -123,6 +125,15 @@ class FrameExtractor:
             kept.append(face)
         if self.s.max_faces:
             kept = kept[: self.s.max_faces]
+        try:
+            self._write(frame_path, image, kept)
+        except (UserError, OSError) as e:  # not a bad frame: the run cannot go on (see _run_jobs)
+            outcome.write_error = str(e) if isinstance(e, UserError) else str(disk_error(e, e.filename or frame_path))
+            return outcome
+        outcome.faces_written = len(kept)
+        return outcome
+
+    def _write(self, frame_path: Path, image: np.ndarray, kept: list[DetectedFace]) -> None:
         size = self.s.image_size
         debug = image.copy() if self.s.debug_dir is not None else None
         for idx, face in enumerate(kept):
@@ -143,8 +154,6 @@ class FrameExtractor:
                 draw_crop_square(debug, invert_affine(mat), size, RED)
         if debug is not None:
             write_image(self.s.debug_dir / f"{frame_path.stem}.jpg", debug, DEBUG_JPEG_QUALITY)
-        outcome.faces_written = len(kept)
-        return outcome
 
 
 def _make_worker(settings: ExtractSettings) -> FrameExtractor:
@@ -177,23 +186,35 @@ class Journal:
         return done
 
     def record(self, frame: str, faces: int) -> None:
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps({"frame": frame, "faces": faces}) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(json.dumps({"frame": frame, "faces": faces}) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            raise disk_error(e, self.path) from None
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
 
 
 def _existing_faces(output_dir: Path) -> list[Path]:
-    return [p for p in output_dir.glob("*.jpg") if p.is_file()]
+    """Files named like faces (`*.jpg`); whether they are faces is `_is_face`'s question."""
+    return [p for p in output_dir.glob("*.jpg") if p.is_file() and not is_partial(p)]
+
+
+def _is_face(path: Path) -> bool:
+    """An aligned face (our metadata or DFL's): the only kind of file extract ever removes or moves."""
+    try:
+        return read_face_meta(path) is not None
+    except UserError:  # unreadable, not a JPEG, damaged metadata: not ours to touch
+        return False
 
 
 def _remove_faces_of(output_dir: Path, frame_stems: set[str]) -> None:
     """Faces a killed run wrote for frames it never finished (so those frames are redone cleanly)."""
     for p in _existing_faces(output_dir):
-        if p.stem.rpartition("_")[0] in frame_stems:
+        if p.stem.rpartition("_")[0] in frame_stems and _is_face(p):
             p.unlink()
 
 
@@ -227,14 +248,15 @@ def _ask_settings(detector, face_type, max_faces, image_size, jpeg_quality, outp
 
 
 def _decide_resume(output_dir: Path, journal: Journal, resume: bool | None) -> bool:
-    """True to continue a previous run, False to start over (deleting its faces)."""
-    if not _existing_faces(output_dir) and not journal.path.exists():
+    """True to continue a previous run, False to start over (moving its faces to the trash)."""
+    if not journal.path.exists() and not any(_is_face(p) for p in _existing_faces(output_dir)):
         return True
     if resume is not None:
         return resume
     return interact.ask_bool(
         f"{output_dir} already holds faces. Continue extraction", True,
-        help_text="y: keep them and process only the frames not done yet. n: delete them and start over.")
+        help_text=f"y: keep them and process only the frames not done yet. n: move them to {_trash_dir(output_dir)} "
+                  "and start over (other files stay where they are).")
 
 
 def extract(input_dir: str, output_dir: str, *, detector: str | None = None, face_type: str | None = None,
@@ -242,8 +264,11 @@ def extract(input_dir: str, output_dir: str, *, detector: str | None = None, fac
             output_debug: bool | None = None, workers: int | None = None, resume: bool | None = None,
             reference_faces: Sequence[str] = (), identity_threshold: float = 0.6,
             smooth_landmarks: bool = False, manual_fix: bool = False, manual_window_size: int = 1368,
-            debug: bool = False) -> dict[str, int]:
-    """Extract aligned faces from every image in `input_dir` into `output_dir`; returns the counts."""
+            debug: bool = False, device: DeviceChoice | None = None) -> dict[str, int]:
+    """Extract aligned faces from every image in `input_dir` into `output_dir`; returns the counts.
+
+    `device` (from --cpu-only / --force-gpu-idxs) is handed to every worker process as its
+    environment; None leaves the workers this process's environment."""
     in_dir = require_dir(input_dir, "frame folder")
     frames = list_images(in_dir)
     if not frames:
@@ -267,7 +292,7 @@ def extract(input_dir: str, output_dir: str, *, detector: str | None = None, fac
         if len(todo) < len(frames):
             log.info(f"Resuming: {len(frames) - len(todo)} of {len(frames)} frames already done")
     else:
-        _start_over(out_dir, journal, debug_dir)
+        _start_over(out_dir, journal, debug_dir, frames)
         todo = list(frames)
     if debug_dir is not None:
         ensure_writable_dir(debug_dir)
@@ -276,8 +301,9 @@ def extract(input_dir: str, output_dir: str, *, detector: str | None = None, fac
                                jpeg_quality=jpeg_quality, max_faces=max_faces, debug_dir=debug_dir,
                                reference_faces=refs, identity_threshold=identity_threshold)
     n_workers = default_worker_count() if workers is None else workers
+    envs = [device.env()] if device is not None else None
     log.info(f"Extracting {face_type} faces at {image_size}px with {detector} from {len(todo)} frames "
-             f"({n_workers or 'no'} worker processes)")
+             f"({n_workers or 'no'} worker processes{', CPU only' if device is not None and device.cpu_only else ''})")
 
     given: dict[int, list[DetectedFace]] = {}
     if detector == "manual":
@@ -285,7 +311,7 @@ def extract(input_dir: str, output_dir: str, *, detector: str | None = None, fac
         todo = [todo[i] for i in sorted(decided)]
         given = {new: decided[old] for new, old in enumerate(sorted(decided))}
     elif smooth_landmarks:
-        given = _detect_and_smooth(todo, settings, n_workers, debug)
+        given = _detect_and_smooth(todo, settings, n_workers, debug, envs)
 
     todo_names = {f.name for f in todo}
     previous = journal.done_frames()
@@ -294,14 +320,14 @@ def extract(input_dir: str, output_dir: str, *, detector: str | None = None, fac
     factory = functools.partial(_make_worker, settings)
     jobs = [FrameJob(f, given.get(i)) for i, f in enumerate(todo)]
     _remove_faces_of(out_dir, {job.path.stem for job in jobs})
-    no_face = _run_jobs(factory, jobs, n_workers, journal, stats, debug, "Extracting faces")
+    no_face = _run_jobs(factory, jobs, n_workers, journal, stats, debug, "Extracting faces", envs)
 
     if manual_fix and no_face:
         log.info(f"Manual pass over the {len(no_face)} frames where no face was found")
         fixed = _manual_faces(no_face, manual_window_size)
         fix_jobs = [FrameJob(no_face[i], faces) for i, faces in sorted(fixed.items()) if faces]
         fixed_paths = {j.path for j in fix_jobs}
-        still_missing = _run_jobs(factory, fix_jobs, 0, journal, stats, debug, "Writing manual faces")
+        still_missing = _run_jobs(factory, fix_jobs, 0, journal, stats, debug, "Writing manual faces", envs)
         no_face = [p for p in no_face if p not in fixed_paths or p in still_missing]
     stats["no_face"] = len(no_face)
 
@@ -330,27 +356,65 @@ def _frames_to_do(frames: list[Path], out_dir: Path, journal: Journal) -> list[P
     return [f for f in frames if f.stem not in stems_with_faces]
 
 
-def _start_over(out_dir: Path, journal: Journal, debug_dir: Path | None) -> None:
-    removed = _existing_faces(out_dir)
-    log.info(f"Deleting {len(removed)} faces of the previous extraction in {out_dir}")
-    for p in removed:
-        p.unlink()
-    journal.clear()
-    if debug_dir is not None and debug_dir.exists():
-        shutil.rmtree(debug_dir)
+def _trash_dir(out_dir: Path) -> Path:
+    return out_dir.parent / f"{out_dir.name}_trash"  # DFL's <dir>_trash, shared with sort
+
+
+def _start_over(out_dir: Path, journal: Journal, debug_dir: Path | None, frames: list[Path]) -> None:
+    """--force: move the earlier run's faces to `<dir>_trash/extract_<time>/` and delete its debug
+    images. Each face moves by one rename, so a kill leaves it in one place or the other; files
+    that are not aligned faces (and debug-folder files not named after a frame) are never touched."""
+    journal.clear()  # first: a journal must never claim frames whose faces were moved away
+    faces = [p for p in _existing_faces(out_dir) if _is_face(p)]
+    moved = set(faces)
+    others = [p for p in out_dir.iterdir() if p.is_file() and p not in moved
+              and not p.name.startswith(".") and not is_partial(p)]
+    if faces:
+        trash = _new_trash_folder(_trash_dir(out_dir))
+        for p in faces:
+            try:
+                shutil.move(p, trash / p.name)
+            except OSError as e:
+                raise disk_error(e, trash / p.name) from None
+        log.info(f"Moved {len(faces)} faces of the previous extraction to {trash}")
+    if debug_dir is not None and debug_dir.is_dir():
+        stems = {f.stem for f in frames}
+        for p in debug_dir.glob("*.jpg"):
+            if p.stem in stems and p.is_file():
+                p.unlink()
+            elif p.is_file():
+                others.append(p)
+    if others:
+        log.info(f"{len(others)} other files (not written by extract) were left alone, e.g. {others[0]}")
+
+
+def _new_trash_folder(trash_root: Path) -> Path:
+    stamp = time.strftime("extract_%Y%m%d-%H%M%S")
+    for n in range(1000):
+        folder = trash_root / (stamp if n == 0 else f"{stamp}_{n}")
+        try:
+            folder.mkdir(parents=True)
+            return folder
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise disk_error(e, folder) from None
+    raise UserError("could not make a new trash folder", trash_root)
 
 
 def _run_jobs(factory, jobs: list[FrameJob], workers: int, journal: Journal, stats: dict[str, int],
-              debug: bool, desc: str) -> list[Path]:
+              debug: bool, desc: str, envs: list[dict[str, str]] | None = None) -> list[Path]:
     """Run frame jobs on the pool, journal each finished frame, count; returns frames with no face."""
     no_face: list[Path] = []
     for result in run_pool(factory, jobs, workers=workers, name_of=lambda j: j.path.name,
-                           desc=desc, unit="frame", debug=debug):
+                           desc=desc, unit="frame", worker_envs=envs, debug=debug):
         if not result.ok:
             stats["skipped"] += 1
             log.warning(result.error if str(jobs[result.index].path) in result.error else f"{result.name}: {result.error}")
             continue
         outcome: FrameOutcome = result.value
+        if outcome.write_error is not None:  # disk full or the like: stop, and leave the frame undone
+            raise UserError(outcome.write_error)
         stats["faces"] += outcome.faces_written
         stats["identity_rejected"] += outcome.rejected_identity
         if outcome.faces_written == 0:
@@ -362,19 +426,23 @@ def _run_jobs(factory, jobs: list[FrameJob], workers: int, journal: Journal, sta
 def _manual_faces(frames: list[Path], window_size: int) -> dict[int, list[DetectedFace]]:
     """Run the manual window; returns {frame index: [face]} for accepted frames ([] when skipped)."""
     from mainscripts.manual_extract import run_manual_pass
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise UserError("manual extraction opens a window: run it in a desktop session (no DISPLAY is set)")
+    from core.display import display_problem
+    problem = display_problem()
+    if problem is not None:
+        raise UserError(f"manual extraction opens a window: run it in a desktop session ({problem})")
     decided = run_manual_pass(frames, window_size=window_size)
     return {i: ([face] if face is not None else []) for i, face in decided.items()}
 
 
-def _detect_and_smooth(frames: list[Path], settings: ExtractSettings, workers: int, debug: bool) -> dict[int, list[DetectedFace]]:
+def _detect_and_smooth(frames: list[Path], settings: ExtractSettings, workers: int, debug: bool,
+                       envs: list[dict[str, str]] | None = None) -> dict[int, list[DetectedFace]]:
     """First pass of --smooth-landmarks: landmarks for every frame, then smoothed across frames."""
     from facelib.smoothing import smooth_sequence
     factory = functools.partial(_make_worker, settings)
     found: dict[int, list[DetectedFace]] = {}
     for result in run_pool(factory, [FrameJob(f, detect_only=True) for f in frames], workers=workers,
-                           name_of=lambda j: j.path.name, desc="Finding landmarks", unit="frame", debug=debug):
+                           name_of=lambda j: j.path.name, desc="Finding landmarks", unit="frame",
+                           worker_envs=envs, debug=debug):
         if result.ok:
             found[result.index] = result.value.faces
     # Unreadable frames break tracks like a frame without a face; they are reported in the write pass.

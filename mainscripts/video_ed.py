@@ -16,8 +16,8 @@ import ffmpeg
 
 from core import interact, log
 from core.errors import UserError
-from core.fileio import (atomic_path, ensure_writable_dir, list_image_sequence, list_images, require_dir,
-                         resolve_wildcard_ext)
+from core.fileio import (pid_alive, atomic_path, ensure_writable_dir, list_image_sequence, list_images,
+                         remove_stale_partials, require_dir, resolve_wildcard_ext)
 from core.video import VideoInfo, fps_to_fraction, probe, run_ffmpeg
 
 FRAME_EXTS = ("png", "jpg")
@@ -34,12 +34,34 @@ def _frame_output_options(ext: str) -> dict:
 
 @contextlib.contextmanager
 def _staging_dir(parent: Path, label: str):
-    """A temporary folder inside `parent` (same filesystem, so moving out of it is a rename)."""
-    tmp = Path(tempfile.mkdtemp(prefix=f".{label}.partial-", dir=parent))
+    """A temporary folder `.<label>.partial-<pid>-<random>` inside `parent` (same filesystem, so moving
+    out of it is a rename). Staging folders of killed runs of the same step are removed first."""
+    _remove_stale_staging(parent, label)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{label}.partial-{os.getpid()}-", dir=parent))
     try:
         yield tmp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _remove_stale_staging(parent: Path, label: str) -> None:
+    """Delete `.<label>.partial-*` folders whose process is gone (older versions put no pid in the
+    name: those are always stale). A running extraction's folder is left alone."""
+    pattern = re.compile(rf"^\.{re.escape(label)}\.partial-(?:(?P<pid>\d+)-)?[A-Za-z0-9_]+$")
+    for folder in parent.glob(f".{label}.partial-*"):
+        m = pattern.match(folder.name)
+        if m is None or not folder.is_dir() or folder.is_symlink():
+            continue
+        if m.group("pid") is not None and pid_alive(int(m.group("pid"))):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        log.info(f"Removed {folder.name}, left behind by an interrupted run")
+
+
+def _remove_stale_partials(out_path: Path) -> None:
+    """Remove the partial files of `out_path` that killed encodes left (never another output's)."""
+    for p in remove_stale_partials(out_path.parent, [out_path.name]):
+        log.info(f"Removed {p.name}, left behind by an interrupted run")
 
 
 # --- extract-video -----------------------------------------------------------------------------
@@ -137,6 +159,7 @@ def cut_video(input_file: str, from_time: str | None = None, to_time: str | None
         streams.append(src[f"a:{track}"])
         kwargs.update({"acodec": "aac", "audio_bitrate": "192k"})
     log.info(f"Cutting {source.name} from {start:.3f}s to {end:.3f}s")
+    _remove_stale_partials(out_path)
     with atomic_path(out_path, keep_suffix=True) as tmp:
         args = ffmpeg.output(*streams, str(tmp), **kwargs).get_args()
         run_ffmpeg(args, path=source, total_frames=int(round((end - start) * float(info.fps))), desc="Cutting")
@@ -238,6 +261,7 @@ def video_from_sequence(input_dir: str, output_file: str, reference_file: str | 
         kwargs["movflags"] = "+faststart+use_metadata_tags" if synthetic_marker else "+faststart"
 
     log.info(f"Encoding {len(images)} frames from {folder} at {float(rate):.3f} fps to {out_path}")
+    _remove_stale_partials(out_path)
     with atomic_path(out_path, keep_suffix=True) as tmp:
         args = ffmpeg.output(*streams, str(tmp), **kwargs).get_args()
         if synthetic_marker:

@@ -137,8 +137,8 @@ def test_resume_and_force(tmp_path):
     assert (out / "00001_0.jpg").stat().st_mtime_ns == stamp  # done frames untouched
     # --force starts over
     result = _extract(tmp_path / "frames", out, "--image-size", "128", "--force")
-    assert result.returncode == 0 and "Deleting 5 faces" in result.stderr
-    assert len(list(out.glob("*.jpg"))) == 5
+    assert result.returncode == 0 and "Moved 5 faces of the previous extraction" in result.stderr
+    assert len(list(out.glob("*.jpg"))) == 5 and len(list((tmp_path / "aligned_trash").glob("*/*.jpg"))) == 5
     assert len(journal.read_text().splitlines()) == 5
 
 

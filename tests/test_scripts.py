@@ -269,12 +269,14 @@ def test_every_sh_script_runs_in_workflow_order(tmp_path, spaced_repo):
     make_workspace(ws)
     checks = Checks(ws)
     args = {
+        "1_clear_workspace": ["--yes"],  # no terminal to ask on: deleting needs an explicit yes
         "3_cut_video_drop_video_on_me": [str(ws / "data_dst.mp4"), "--to-time", "0.6"],
         "4.2_data_src_util_faceset_resize": ["--image-size", "256"],
         "5_data_dst_faceset_extract_manual_fix": ["--force"],
         "5.2_data_dst_util_faceset_resize": ["--image-size", "256"],
         "6_train_Quick96": TRAIN_ARGS,
-        "6_train_SAEHD": TRAIN_ARGS + SAEHD_ARGS,
+        # model/ holds Quick96 'new' by now: an unattended first SAEHD run there must name its model
+        "6_train_SAEHD": TRAIN_ARGS + SAEHD_ARGS + ["--force-model-name", "saehd"],
     }
     elsewhere = tmp_path / "elsewhere"  # the scripts must not depend on the current folder
     elsewhere.mkdir()
@@ -307,7 +309,7 @@ def test_clear_workspace_asks_first_in_a_terminal(tmp_path):
         os.close(main)
         os.close(terminal)
     assert proc.returncode == 0, proc.stderr
-    assert "Nothing deleted" in proc.stdout
+    assert "Nothing deleted" in proc.stdout + proc.stderr
     assert (ws / "model" / "mine_SAEHD_state.npz").read_bytes() == b"weeks of training"
 
 
