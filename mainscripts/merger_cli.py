@@ -6,18 +6,21 @@ batch with the default settings and says so: scripts never wait on a prompt or a
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
+from typing import Iterator
 
 from core import interact, log
 from core.errors import UserError
-from core.fileio import ensure_writable_dir
+from core.fileio import ensure_writable_dir, remove_stale_partials
+from core.folder_lock import FolderLock
 from core.workers import default_worker_count
 from merger.config import (COLOR_TRANSFER_MODES, HIST_MATCH_MODES, MASK_MODES, MODES, RANGES, SHARPEN_MODES,
                            MergeConfig, default_config, load_config)
 from merger.frames import FrameInfo, check_frame_sizes, collect_frames
 from merger.pipeline import output_paths, run_merge
-from merger.session import load_session, new_session, session_path
+from merger.session import legacy_session_path, load_session, new_session, session_path
 
 CPU_ENV = {"CUDA_VISIBLE_DEVICES": "-1", "JAX_PLATFORMS": "cpu"}  # compositing workers never touch a GPU
 
@@ -53,19 +56,36 @@ def _stale_outputs(infos: list[FrameInfo], output_dir: Path) -> int:
     return sum(1 for p in output_dir.glob("*.png") if p.name not in names)
 
 
+@contextlib.contextmanager
+def claim_outputs(output_dir: str | Path, mask_dir: str | Path, infos: list[FrameInfo]) -> Iterator[tuple[Path, Path]]:
+    """Create the output folders and hold them for this run: one writer per folder (a second merge
+    into them stops with the holder's pid), then clear what a killed merge left of these frames."""
+    out, mask = ensure_writable_dir(output_dir), ensure_writable_dir(mask_dir)
+    with contextlib.ExitStack() as stack:
+        for folder in dict.fromkeys((out.resolve(), mask.resolve())):  # one lock when both are one folder
+            stack.enter_context(FolderLock(folder, "merge"))
+        names = [f"{i.path.stem}.png" for i in infos]
+        stale = [p for folder in dict.fromkeys((out.resolve(), mask.resolve()))
+                 for p in remove_stale_partials(folder, names)]
+        if stale:
+            log.info(f"Removed {len(stale)} unfinished file(s) left by an interrupted merge (e.g. {stale[0].name})")
+        yield out, mask
+
+
 def merge(input_dir: str, output_dir: str, output_mask_dir: str, aligned_dir: str | None, model_dir: str,
           model_class: str, config_path: str | None = None, interactive: bool | None = None,
-          workers: int | None = None, debug: bool = False, predictor=None) -> int:
+          workers: int | None = None, debug: bool = False, predictor=None, model_name: str | None = None) -> int:
     """Merge every frame of `input_dir`; returns the number of frames written.
 
-    `predictor` (a models.predictor.FacePredictor) skips loading the model from `model_dir`.
+    `model_name` picks one of several models of `model_class` in `model_dir` (else: a menu on a
+    terminal, the most recently saved without one). `predictor` (a models.predictor.FacePredictor)
+    skips loading the model; its session is then `model_name`'s (default "new", train's default name).
+    Every input is checked before the output folders are created.
     """
     if aligned_dir is None:
         raise UserError("--aligned-dir is required: the merger takes each face's landmarks from the aligned dst faces")
     infos = collect_frames(input_dir, aligned_dir)
     width, height = check_frame_sizes(infos)
-    out_dir = ensure_writable_dir(output_dir)
-    mask_dir = ensure_writable_dir(output_mask_dir)
     with_faces = sum(1 for i in infos if i.landmarks)
     log.info(f"{len(infos)} frames of {width}x{height}, {with_faces} with faces to merge")
 
@@ -78,17 +98,33 @@ def merge(input_dir: str, output_dir: str, output_mask_dir: str, aligned_dir: st
             interactive = False
         else:
             interactive = interact.ask_bool("Use interactive merger?", True)
-
+    if interactive:
+        _require_display()
     if predictor is None:
-        if not Path(model_dir).is_dir():
-            raise UserError("model folder not found", model_dir)
-        from models.loader import load_predictor  # the model code is heavy: import only when merging
-        predictor = load_predictor(Path(model_dir), model_class)
+        from models.loader import choose_saved_model  # light: the model code itself is imported on loading
+        model_name = choose_saved_model(Path(model_dir), model_class, model_name)
+    else:
+        model_name = model_name or getattr(getattr(predictor, "files", None), "name", None) or "new"
+    if config_path is not None:
+        load_config(config_path)  # a bad file is an error before anything is written
+
+    with claim_outputs(output_dir, output_mask_dir, infos) as (out_dir, mask_dir):
+        if predictor is None:
+            from models.loader import load_predictor  # the model code is heavy: import only when merging
+            predictor = load_predictor(Path(model_dir), model_class, model_name)
+            log.info(f"Model {model_name!r} ({model_class}) at iteration {int(getattr(predictor, 'iteration', 0))}")
+        return _merge_into(infos, predictor, out_dir, mask_dir, Path(model_dir), model_class, model_name,
+                           input_dir, config_path, interactive, workers, debug)
+
+
+def _merge_into(infos: list[FrameInfo], predictor, out_dir: Path, mask_dir: Path, model_dir: Path, model_class: str,
+                model_name: str, input_dir: str, config_path: str | None, interactive: bool, workers: int | None,
+                debug: bool) -> int:
     base = default_config(getattr(predictor, "default_mode", None))
     cfg = load_config(config_path, base) if config_path is not None else None
 
     if interactive:
-        return _interactive(infos, predictor, cfg or base, Path(model_dir), model_class, out_dir, mask_dir)
+        return _interactive(infos, predictor, cfg or base, model_dir, model_class, model_name, out_dir, mask_dir)
 
     if cfg is None:
         cfg = ask_settings(base) if interact.is_interactive() else base
@@ -108,16 +144,25 @@ def merge(input_dir: str, output_dir: str, output_mask_dir: str, aligned_dir: st
     return summary.merged
 
 
-def _interactive(infos: list[FrameInfo], predictor, cfg: MergeConfig, model_dir: Path, model_class: str,
-                 out_dir: Path, mask_dir: Path) -> int:
-    import sys
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise UserError("the interactive merger needs a display (no DISPLAY is set); "
+def _require_display() -> None:
+    from core.display import display_problem
+    problem = display_problem()
+    if problem is not None:
+        raise UserError(f"the interactive merger needs a display ({problem}); "
                         "merge with --no-interactive or --config merge.json instead")
+
+
+def _interactive(infos: list[FrameInfo], predictor, cfg: MergeConfig, model_dir: Path, model_class: str,
+                 model_name: str, out_dir: Path, mask_dir: Path) -> int:
     from merger.window import run_window  # opens a display: imported only for interactive runs
 
     names = [i.path.name for i in infos]
-    path = session_path(model_dir, model_class)
+    path = session_path(model_dir, model_class, model_name)
+    remove_stale_partials(model_dir, [path.name])
+    legacy = legacy_session_path(model_dir, model_class)
+    if legacy.exists() and not path.exists():
+        log.info(f"{legacy}: a session of an older version, not used (it does not say which model it is for); "
+                 f"this model's session is {path.name}")
     iteration = int(getattr(predictor, "iteration", 0))
     session = None
     if path.exists() and interact.ask_bool("Use saved session?", True):

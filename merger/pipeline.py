@@ -14,7 +14,8 @@ import cv2
 import numpy as np
 
 from core import log
-from core.fileio import ensure_writable_dir
+from core.errors import UserError
+from core.fileio import disk_error, ensure_writable_dir
 from core.image_io import read_image, write_image
 from core.workers import run_pool
 from facelib.face_type import FaceType
@@ -44,12 +45,28 @@ def output_paths(frame: Path, output_dir: Path, mask_dir: Path) -> tuple[Path, P
     return output_dir / f"{frame.stem}.png", mask_dir / f"{frame.stem}.png"
 
 
-def merge_job(job: MergeJob) -> float:
-    """Composite one frame and write both PNGs atomically; returns this process's peak memory (MB)."""
+@dataclass(frozen=True)
+class WriteFailure:
+    """A merged frame that could not be written (disk full, read-only, folder gone): the next frames
+    would fail the same way, so it ends the run instead of counting as one failed frame."""
+
+    message: str
+    path: str
+
+
+def merge_job(job: MergeJob) -> float | WriteFailure:
+    """Composite one frame and write both PNGs atomically; returns this process's peak memory (MB),
+    or a WriteFailure naming the file that could not be written."""
     frame = job.frame if job.frame is not None else read_image(job.frame_path)
     image, mask = compose_frame(frame, job.faces, job.cfg, job.resolution, FaceType(job.face_type), job.motion)
-    write_image(job.out_path, image)
-    write_image(job.mask_path, mask)
+    for path, data in ((job.out_path, image), (job.mask_path, mask)):
+        try:
+            write_image(path, data)
+        except UserError as e:  # atomic_path's disk-full / read-only error, naming the file
+            return WriteFailure(e.problem, str(e.path or path))
+        except OSError as e:
+            err = disk_error(e, path)
+            return WriteFailure(err.problem, str(path))
     return peak_rss_mb()
 
 
@@ -163,7 +180,8 @@ def run_merge(infos: list[FrameInfo], cfg: MergeConfig | Sequence[MergeConfig], 
               on_done: Callable[[int], None] | None = None, worker_envs: Sequence[dict] | None = None) -> MergeSummary:
     """Merge every frame of `infos` with `cfg` (one for all, or one per frame) into the folders.
 
-    `workers=0` composites in this process. Failed frames are reported by name and the rest go on.
+    `workers=0` composites in this process. Failed frames are reported by name and the rest go on,
+    except a frame that cannot be written: that raises a UserError naming the file (the disk is full).
     `on_done(index)` is called for each frame written, in order (sessions track progress with it).
     """
     ensure_writable_dir(output_dir)
@@ -171,9 +189,12 @@ def run_merge(infos: list[FrameInfo], cfg: MergeConfig | Sequence[MergeConfig], 
     cfg_of = (lambda k: cfg) if isinstance(cfg, MergeConfig) else (lambda k: cfg[k])
     jobs = PredictedJobs(infos, cfg_of, predictor, output_dir, mask_dir, batch=batch)
     merged, failed, peak = 0, [], 0.0
+    results = run_pool(merge_worker, jobs, workers=workers, name_of=lambda j: j.frame_path.name,
+                       desc="Merging", unit="frame", progress=progress, debug=debug, worker_envs=worker_envs)
     try:
-        for result in run_pool(merge_worker, jobs, workers=workers, name_of=lambda j: j.frame_path.name,
-                               desc="Merging", unit="frame", progress=progress, debug=debug, worker_envs=worker_envs):
+        for result in results:
+            if result.ok and isinstance(result.value, WriteFailure):
+                raise UserError(result.value.message, result.value.path)
             if result.ok:
                 merged += 1
                 peak = max(peak, float(result.value or 0.0))
@@ -183,5 +204,6 @@ def run_merge(infos: list[FrameInfo], cfg: MergeConfig | Sequence[MergeConfig], 
                 failed.append((result.name, result.error or "failed"))
                 log.error(f"{result.name}: {result.error}")
     finally:
+        results.close()  # stops the pool now, not when the generator is collected
         jobs.close()
     return MergeSummary(merged, failed, peak)

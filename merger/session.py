@@ -1,9 +1,10 @@
 """The interactive merger's session: each frame's settings and which frames are merged, in JSON.
 
-Saved atomically in the model folder (`<model_dir>/<Model>_merger_session.json`) on Esc and offered
-at the next start (DFL §8.1.8). A session is for one frame list: other frames, or an unreadable file,
-start a fresh session and the old file is renamed aside with a warning, never silently lost. A newer
-model iteration keeps the settings but marks every frame for recomputing.
+Saved atomically in the model folder, one per model (`<model_dir>/<name>_<Class>_merger_session.json`,
+beside that model's own files) on Esc and offered at the next start (DFL §8.1.8). A session is for
+one frame list: other frames, or an unreadable file, start a fresh session and the old file is
+renamed aside with a warning, never silently lost. A newer model iteration keeps the settings but
+marks every frame for recomputing.
 """
 from __future__ import annotations
 
@@ -21,7 +22,14 @@ FORMAT_NAME = "facekit.merger_session"
 FORMAT_VERSION = 1
 
 
-def session_path(model_dir: str | Path, model_class: str) -> Path:
+def session_path(model_dir: str | Path, model_class: str, model_name: str) -> Path:
+    """The session of the model `model_name` of class `model_class` (models.model_files.ModelFiles's
+    merger_session): two models in one folder never share one."""
+    return Path(model_dir) / f"{model_name}_{model_class}_merger_session.json"
+
+
+def legacy_session_path(model_dir: str | Path, model_class: str) -> Path:
+    """Where older versions kept one session per class: it does not say which model it is for."""
     return Path(model_dir) / f"{model_class}_merger_session.json"
 
 

@@ -120,6 +120,8 @@ def test_frames_of_different_sizes(dst, tmp_path):
 def test_unwritable_output_and_missing_aligned_dir(dst, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
+    (tmp_path / "model").mkdir()  # inputs are checked first: a (never loaded) model file lets the run get that far
+    (tmp_path / "model" / "m_SAEHD_state.npz").write_bytes(b"")
     args = _args(dst, tmp_path)
     args[args.index("--output-dir") + 1] = str(blocker / "merged")
     r = run_cli(*args)

@@ -19,8 +19,8 @@ def test_settings_carry_forward_until_changed(tmp_path):
 
 
 def test_save_and_load_round_trip(tmp_path):
-    path = session_path(tmp_path, "SAEHD")
-    assert path.name == "SAEHD_merger_session.json"
+    path = session_path(tmp_path, "SAEHD", "new")
+    assert path.name == "new_SAEHD_merger_session.json"  # the model's own name and class: one per model
     s = new_session(path, NAMES, 10, MergeConfig())
     s.set_config(0, MergeConfig(mode="seamless", blur=7))
     s.mark_done(0)

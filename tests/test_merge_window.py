@@ -76,7 +76,7 @@ def test_keys_change_the_merged_frames_and_the_session(xserver, tmp_path):
         win.press("Escape")
         win.wait_exit()
 
-    session = json.loads((tmp_path / "model" / "SAEHD_merger_session.json").read_text())
+    session = json.loads((tmp_path / "model" / "new_SAEHD_merger_session.json").read_text())
     cfgs = [f["config"] for f in session["frames"]]
     assert cfgs[0]["blur"] == 27 and cfgs[0]["erode"] == 0 and cfgs[1]["erode"] == 1 and cfgs[2] is None
     assert [f["done"] for f in session["frames"]] == [True, True, False] and session["current"] == 0
@@ -96,7 +96,7 @@ def test_keys_change_the_merged_frames_and_the_session(xserver, tmp_path):
         win.key("Tab", r"^Merger - frame 1/3 .* blur=27 .*zoom=1\.0$")
         win.press("greater")
         win.wait_exit()
-    session = json.loads((tmp_path / "model" / "SAEHD_merger_session.json").read_text())
+    session = json.loads((tmp_path / "model" / "new_SAEHD_merger_session.json").read_text())
     assert [f["done"] for f in session["frames"]] == [True, True, True]
     assert session["frames"][2]["config"]["erode"] == 1 and session["frames"][2]["config"]["blur"] == 27  # inherited
     assert (merged / "00003.png").exists() and (masks / "00003.png").exists()
