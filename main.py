@@ -31,6 +31,31 @@ def _device_parent() -> argparse.ArgumentParser:
     return parent
 
 
+def _device_choice(a: argparse.Namespace):
+    """The device flags of a command as one DeviceChoice (the same one main() applies to this process)."""
+    from core.devices import DeviceChoice
+    return DeviceChoice.from_flags(a.cpu_only, a.force_gpu_idxs)
+
+
+def _device_args(a: argparse.Namespace) -> list[str]:
+    """The device flags as given, for commands that run other commands (demo)."""
+    return ["--cpu-only"] if a.cpu_only else (["--force-gpu-idxs", a.force_gpu_idxs] if a.force_gpu_idxs else [])
+
+
+def _add_clear_workspace(sub: argparse._SubParsersAction, common: list[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("clear-workspace", parents=common, help="empty data_src, data_dst and model (videos stay)",
+                       description="DFL's '1) clear workspace': delete data_src, data_dst and model in the workspace "
+                                   "and make them again, empty. The data_src.*/data_dst.* videos and other files in the "
+                                   "workspace stay. Asks first on a terminal; without one it needs --yes.")
+    p.add_argument("--workspace", default="workspace", help="workspace folder (default: ./workspace)")
+    p.add_argument("--yes", action="store_true", help="delete without asking (needed when stdin is not a terminal)")
+
+    def run(a: argparse.Namespace) -> None:
+        from mainscripts.clear_workspace import clear_workspace
+        clear_workspace(a.workspace, yes=a.yes)
+    p.set_defaults(func=run)
+
+
 def _add_videoed(sub: argparse._SubParsersAction, common: list[argparse.ArgumentParser]) -> None:
     from mainscripts import video_ed
 
@@ -81,7 +106,8 @@ def _add_videoed(sub: argparse._SubParsersAction, common: list[argparse.Argument
 def _add_extract(sub: argparse._SubParsersAction, common: list[argparse.ArgumentParser]) -> None:
     from mainscripts import extractor
 
-    p = sub.add_parser("extract", parents=common, help="detect, landmark and align faces into an aligned faceset",
+    p = sub.add_parser("extract", parents=common + [_device_parent()],
+                       help="detect, landmark and align faces into an aligned faceset",
                        description="Turn a folder of frames into aligned face images (<frame>_<n>.jpg) carrying their "
                                    "landmarks and crop matrix. Options left out are asked for (defaults in scripts).")
     p.add_argument("--input-dir", required=True, help="folder of frames, e.g. workspace/data_src")
@@ -102,7 +128,8 @@ def _add_extract(sub: argparse._SubParsersAction, common: list[argparse.Argument
     again = p.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", default=None, help="continue a partly extracted folder")
     again.add_argument("--force", action="store_false", dest="resume",
-                       help="delete faces already in the output folder and start over")
+                       help="start over: move the faces already in the output folder to <output-dir>_trash "
+                            "(other files stay)")
     p.add_argument("--reference-face", nargs="+", default=(), metavar="IMG",
                    help="keep only faces of the person in these photos (identity filter)")
     p.add_argument("--identity-threshold", type=float, default=0.6,
@@ -116,7 +143,7 @@ def _add_extract(sub: argparse._SubParsersAction, common: list[argparse.Argument
         image_size=a.image_size, jpeg_quality=a.jpeg_quality, output_debug=a.output_debug, workers=a.workers,
         resume=a.resume, reference_faces=a.reference_face, identity_threshold=a.identity_threshold,
         smooth_landmarks=a.smooth_landmarks, manual_fix=a.manual_fix, manual_window_size=a.manual_window_size,
-        debug=getattr(a, "debug", False)))
+        debug=getattr(a, "debug", False), device=_device_choice(a)))
 
 
 def _add_sort(sub: argparse._SubParsersAction, common: list[argparse.ArgumentParser]) -> None:
@@ -209,7 +236,9 @@ def _add_train(sub: argparse._SubParsersAction, common: list[argparse.ArgumentPa
     p.add_argument("--pretraining-data-dir", default=None, help="aligned faces of many people, used when pretrain is on")
     p.add_argument("--model-dir", required=True, help="folder holding the model files (created if missing)")
     p.add_argument("--model", required=True, choices=MODEL_NAMES, help="model class")
-    p.add_argument("--force-model-name", default=None, help="use or create the model with this name (no menu)")
+    p.add_argument("--force-model-name", default=None,
+                   help="use or create the model with this name (no menu); needed to start a first model of this class "
+                        "unattended in a folder that holds models of another class")
     p.add_argument("--no-preview", action="store_true", help="no window; Ctrl+C saves and exits")
     p.add_argument("--silent-start", action="store_true", help="no prompts: the newest model and its saved options")
     p.add_argument("--target-iteration", type=int, default=0, help="save and stop at this iteration (0 = train until stopped)")
@@ -222,7 +251,8 @@ def _add_train(sub: argparse._SubParsersAction, common: list[argparse.ArgumentPa
     p.add_argument("--autosave-minutes", type=float, default=25.0, help="save every N minutes (default 25)")
     p.add_argument("--sample-workers", type=int, default=None, dest="workers",
                    help="background processes per side producing batches (default 1; 0 = in the training process)")
-    options = p.add_argument_group("model options (SAEHD; Quick96 has a fixed configuration)")
+    options = p.add_argument_group("model options (SAEHD only: Quick96 has a fixed configuration and refuses them; "
+                                   "the same checks apply to the model's <name>_<Model>_options.json)")
     add_flags(options, SAEHD_OPTIONS + COMMON_OPTIONS)
 
     def run(a: argparse.Namespace) -> None:
@@ -239,7 +269,8 @@ def _add_train(sub: argparse._SubParsersAction, common: list[argparse.ArgumentPa
 
 
 def _add_evaluate(sub: argparse._SubParsersAction, common: list[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("evaluate", parents=common, help="score a merged result: identity, landmarks, pose, jitter",
+    p = sub.add_parser("evaluate", parents=common + [_device_parent()],
+                       help="score a merged result: identity, landmarks, pose, jitter",
                        description="Compare data_dst/merged with the original dst frames and the src faceset: identity "
                                    "similarity (dlib embeddings) to src and to dst, landmark and pose agreement with dst, "
                                    "frame-to-frame jitter of the face. Also writes <workspace>/evaluation.json.")
@@ -261,7 +292,7 @@ def _add_demo(sub: argparse._SubParsersAction, common: list[argparse.ArgumentPar
     p.add_argument("--workspace", default="workspace", help="workspace folder (default: ./workspace)")
     p.add_argument("--iterations", type=int, default=demo.DEMO_ITERATIONS,
                    help=f"training iterations of the demo model (default {demo.DEMO_ITERATIONS}, a few minutes on a CPU)")
-    p.set_defaults(func=lambda a: demo.run_demo(a.workspace, a.iterations))
+    p.set_defaults(func=lambda a: demo.run_demo(a.workspace, a.iterations, device_args=_device_args(a)))
 
 
 def _add_merge(sub: argparse._SubParsersAction, common: list[argparse.ArgumentParser]) -> None:
@@ -277,6 +308,9 @@ def _add_merge(sub: argparse._SubParsersAction, common: list[argparse.ArgumentPa
     p.add_argument("--aligned-dir", default=None, help="aligned dst faces (their landmarks place the faces), e.g. workspace/data_dst/aligned")
     p.add_argument("--model-dir", required=True, help="model folder, e.g. workspace/model")
     p.add_argument("--model", required=True, dest="model_class", metavar="{Quick96,SAEHD}", help="model class to load")
+    p.add_argument("--force-model-name", default=None,
+                   help="which saved model of this class to use when the folder holds several (no menu; without it "
+                        "and without a terminal: the most recently saved)")
     p.add_argument("--config", default=None, dest="config_path",
                    help="merge settings JSON (any subset of the settings; batch mode, one setting for all frames)")
     inter = p.add_mutually_exclusive_group()
@@ -286,7 +320,8 @@ def _add_merge(sub: argparse._SubParsersAction, common: list[argparse.ArgumentPa
                    help="compositing worker processes (asked if omitted; default one per core, at most 8; 0 = in this process)")
     p.set_defaults(func=lambda a: merger_cli.merge(
         a.input_dir, a.output_dir, a.output_mask_dir, a.aligned_dir, a.model_dir, a.model_class,
-        config_path=a.config_path, interactive=a.interactive, workers=a.workers, debug=getattr(a, "debug", False)))
+        config_path=a.config_path, interactive=a.interactive, workers=a.workers, debug=getattr(a, "debug", False),
+        model_name=a.force_model_name))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -296,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", default=False, help="show full tracebacks and debug messages")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = [_debug_parent()]
+    _add_clear_workspace(sub, common)
     _add_videoed(sub, common)
     _add_extract(sub, common)
     _add_sort(sub, common)

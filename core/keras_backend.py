@@ -186,23 +186,61 @@ def _to_tensors(batch: dict[str, np.ndarray]) -> dict[str, Any]:
     return {k: ops.convert_to_tensor(v) for k, v in batch.items()}
 
 
+def needs_loss_scaling() -> bool:
+    """float16 compute (mixed_float16) underflows small gradients to zero without loss scaling;
+    bfloat16 has float32's exponent range and does not need it."""
+    import keras
+    return keras.config.dtype_policy().compute_dtype == "float16"
+
+
 class TrainStep:
     """`step(batch) -> metrics` minimising loss_fn over `train_vars` with `optimizer`.
 
     `read_vars` are other variables the loss reads but does not train (frozen nets, discriminators);
     JAX needs them listed because it passes every value explicitly. Metrics come back as floats.
+
+    Under mixed_float16 the step uses dynamic loss scaling (keras.optimizers.LossScaleOptimizer around
+    `optimizer`, the same on every backend): the loss is multiplied by the scale before the gradients
+    are taken, so float16 gradients do not underflow to zero; they are divided by it before the update;
+    a step with non-finite gradients is skipped and the scale halved, and the scale doubles again after
+    2000 good steps. `optimizer` itself (the model's, saved with it) stays the one that holds the state.
     """
 
     def __init__(self, loss_fn: LossFn, train_vars: Sequence[Any], optimizer: Any,
-                 read_vars: Sequence[Any] = (), jit: bool | None = None):
+                 read_vars: Sequence[Any] = (), jit: bool | None = None, loss_scaling: bool | None = None):
         self.loss_fn = loss_fn
         self.train_vars = list(train_vars)
         ids = {id(v) for v in self.train_vars}
         self.read_vars = [v for v in read_vars if id(v) not in ids]
-        self.optimizer = optimizer
         self.jit = default_jit() if jit is None else jit
+        self.loss_scaling = needs_loss_scaling() if loss_scaling is None else loss_scaling
+        if self.loss_scaling:
+            import keras
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        self.optimizer = optimizer
         optimizer.build(self.train_vars)
         self._step = {"tensorflow": self._tf_step, "jax": self._jax_step, "torch": self._torch_step}[backend_name()]()
+        self._evaluate: tuple[list[str], InferenceFn] | None = None
+
+    def evaluate(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
+        """The metrics of `batch` at the current weights, without training (a compiled forward pass)."""
+        if self._evaluate is None:
+            keys = sorted(batch)
+            self._evaluate = (keys, InferenceFn(lambda *arrays: self.loss_fn(dict(zip(keys, arrays)))[1],
+                                                self.train_vars + self.read_vars))
+        keys, fn = self._evaluate
+        return {k: float(v) for k, v in fn(*[batch[k] for k in keys]).items()}
+
+    @property
+    def loss_scale(self) -> float:
+        """The current loss scale (1.0 without loss scaling)."""
+        return float(to_numpy(self.optimizer.dynamic_scale.value)) if self.loss_scaling else 1.0
+
+    def _scaled(self, loss: Any) -> Any:
+        if not self.loss_scaling:
+            return loss
+        from keras import ops
+        return self.optimizer.scale_loss(ops.cast(loss, "float32"))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
         metrics = self._step(batch)
@@ -222,6 +260,7 @@ class TrainStep:
         def step(batch):
             with tf.GradientTape() as tape:
                 loss, metrics = self.loss_fn(batch)
+                loss = self._scaled(loss)
             grads = tape.gradient(loss, [v.value for v in self.train_vars])
             apply(grads)
             return metrics
@@ -241,10 +280,17 @@ class TrainStep:
                 loss, metrics = self.loss_fn(batch)
             return loss, metrics
 
-        grad_fn = jax.value_and_grad(loss_of, has_aux=True)
+        def scaled_loss_of(train_values, read_values, opt_values, batch):
+            loss, metrics = loss_of(train_values, read_values, batch)
+            if self.loss_scaling:  # the scale is an optimizer variable: read it from the values passed in
+                with keras.StatelessScope(state_mapping=list(zip(opt.variables, opt_values))):
+                    loss = self._scaled(loss)
+            return loss, metrics
+
+        grad_fn = jax.value_and_grad(scaled_loss_of, has_aux=True)
 
         def pure_step(train_values, read_values, opt_values, batch):
-            (_, metrics), grads = grad_fn(train_values, read_values, batch)
+            (_, metrics), grads = grad_fn(train_values, read_values, opt_values, batch)
             new_train, new_opt = opt.stateless_apply(opt_values, grads, train_values)
             return new_train, new_opt, metrics
 
@@ -267,6 +313,7 @@ class TrainStep:
 
         def step(batch):
             loss, metrics = self.loss_fn(_to_tensors(batch))
+            loss = self._scaled(loss)
             params = [v.value for v in self.train_vars]
             grads = torch.autograd.grad(loss, params)
             with torch.no_grad():

@@ -5,6 +5,8 @@ Training runs in a worker thread; the main thread owns the OpenCV preview window
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import queue
 import sys
 import threading
@@ -19,6 +21,7 @@ from core import interact, log
 from core import keras_backend as kb
 from core.errors import UserError
 from core.fileio import ensure_writable_dir
+from core.folder_lock import FolderLock
 
 WINDOW_NAME = "Training preview"
 AUTOSAVE_MINUTES = 25
@@ -94,6 +97,8 @@ class TrainingSession:
         self.done = threading.Event()
         self.error: BaseException | None = None
         self.reached_target = False
+        # Nobody can press Enter in the window without a terminal either (scripts): the target ends the run.
+        self.stop_at_target = settings.no_preview or not interact.is_interactive()
         self._saved_at_iter = model.iteration
         self._last_save = time.monotonic()
         self._last_backup = time.monotonic()
@@ -159,7 +164,7 @@ class TrainingSession:
         if s.target_iteration and model.iteration >= s.target_iteration:
             self.console.message(f"Model is already at iteration {model.iteration} (target {s.target_iteration}).")
             self.reached_target = True
-            if s.no_preview:
+            if self.stop_at_target:
                 return
         while True:
             cmd = self._next_command(block=self.reached_target)
@@ -184,18 +189,21 @@ class TrainingSession:
                 self.push_previews()
                 continue
             self.step_seconds.append(took)
-            at_target = bool(s.target_iteration) and model.iteration >= s.target_iteration
+            # While the guard has the loss flagged as exploding, its verdict (a rollback, or a hard batch
+            # passing) comes within a few iterations: autosaves and the target wait for it.
+            settled = not model.guard.exploding
+            at_target = bool(s.target_iteration) and model.iteration >= s.target_iteration and settled
             self.console.progress(console_line(model.iteration, took, losses), force=at_target or model.iteration == 1)
             if write_history and model.iteration % history_every == 0:
                 self.write_history_preview()
-            if model.iteration == 1 or time.monotonic() - self._last_save >= s.autosave_minutes * 60:
+            if settled and (model.iteration == 1 or time.monotonic() - self._last_save >= s.autosave_minutes * 60):
                 self.save()
                 self.push_previews()
             if at_target:
                 self.save(" (target iteration reached)")
                 self.push_previews()
                 self.reached_target = True
-                if s.no_preview:
+                if self.stop_at_target:
                     return
                 self.console.message("Target iteration reached: the preview stays open; press Enter in it to exit.")
 
@@ -260,20 +268,69 @@ class PreviewWindow:
 
 # --- entry point ----------------------------------------------------------------------------------
 
-def _open_model(s: TrainSettings) -> Any:
-    from models.loader import choose_model_name, model_class, saved_options
+@dataclass
+class ModelPlan:
+    """The model `train` will open, decided without writing anything: class, files, saved state, options."""
+    cls: Any
+    files: Any  # models.model_files.ModelFiles
+    state: Any  # models.model_files.SavedState, None for a new model
+    saved: dict[str, Any] | None  # the saved options, checked
+    options: dict[str, Any]  # this run's options (unknown saved keys kept, unused)
+
+    @property
+    def effective(self) -> dict[str, Any]:
+        """The options with the model's fixed configuration applied (Quick96)."""
+        return {**self.options, **self.cls.FIXED_OPTIONS}
+
+
+def _check_flags(s: TrainSettings, cls: Any) -> None:
+    """Model option flags are declared per model: one the chosen model does not declare is refused, not
+    ignored (Quick96 declares none: its configuration is fixed); a bad value is refused naming its flag."""
+    from models.loader import MODEL_NAMES, model_class
+    from models.options import parse_flags, show, unused_flags
+    declared = {o.key for o in cls.OPTIONS}
+    keys = unused_flags(cls.OPTIONS, s.options)  # each option's flag is --<key with dashes>
+    if s.pretraining_dir is not None and "pretrain" not in declared and "pretrain" not in keys:
+        keys.append("pretrain")  # --pretraining-data-dir feeds only the pretrain option
+    if keys:
+        flags = ["--pretraining-data-dir" if k == "pretrain" and k not in s.options else "--" + k.replace("_", "-")
+                 for k in keys]
+        fixed = [f"{k} {show(cls.FIXED_OPTIONS[k])}" for k in keys if k in cls.FIXED_OPTIONS]
+        why = f"its configuration is fixed ({', '.join(fixed)})" if fixed else "it has no such option"
+        others = [n for n in MODEL_NAMES if n != cls.CLASS_NAME and set(keys) <= {o.key for o in model_class(n).OPTIONS}]
+        one = len(keys) == 1
+        raise UserError(f"{', '.join(flags)} {'is not an option' if one else 'are not options'} of {cls.CLASS_NAME}: "
+                        f"{why}; leave {'it' if one else 'them'} out"
+                        + (f", or train with --model {others[0]}" if others else ""))
+    parse_flags(cls.OPTIONS, s.options)
+
+
+def _plan_model(s: TrainSettings) -> ModelPlan:
+    """Class, name, saved state and options, all checked; nothing is created or written here."""
+    from models.loader import choose_model_name, model_class, saved_options, saved_options_source
     from models.model_files import ModelFiles
-    from models.options import resolve
+    from models.options import resolve, unknown_entries
 
     cls = model_class(s.model)
-    ensure_writable_dir(s.model_dir)
+    _check_flags(s, cls)
     name = choose_model_name(s.model_dir, cls.CLASS_NAME, s.force_model_name, s.silent_start)
     files = ModelFiles(s.model_dir, name, cls.CLASS_NAME)
     state = files.read_state() if files.exists() else None
     saved = saved_options(files, cls, state.meta) if state else None
     ask = bool(state) and bool(cls.OPTIONS) and not s.silent_start and interact.enter_pressed_within(
         2, "Press enter in 2 seconds to override model settings.")
-    options = resolve(cls.OPTIONS, saved, s.options, ask_overrides=ask)
+    options = resolve(cls.OPTIONS, saved, s.options, ask_overrides=ask,
+                      saved_path=saved_options_source(files) if state else None)
+    if saved:  # keys this version does not know stay in the file (parse_saved warned about them)
+        options.update(unknown_entries(cls.OPTIONS, saved, cls.FIXED_OPTIONS))
+    return ModelPlan(cls, files, state, saved, options)
+
+
+def _open_model(s: TrainSettings, plan: ModelPlan) -> Any:
+    """Create the model folder and build (and load) the planned model."""
+    cls, files, state, saved, options = plan.cls, plan.files, plan.state, plan.saved, plan.options
+    name = files.name
+    ensure_writable_dir(s.model_dir)
     devices = kb.setup_data_parallel()
     model = cls(files, options, training=True)
     if devices > 1:
@@ -299,9 +356,20 @@ def _end_pretraining(model: Any) -> None:
     log.info("Pretraining is off: the iteration count restarts at 0 and the inter layers are re-initialised")
 
 
-def _load_sets(s: TrainSettings, model: Any) -> tuple[list, list]:
+def _load_sets(s: TrainSettings, plan: ModelPlan) -> tuple[list, list]:
+    """The src and dst faces (the pretraining faces for both when pretraining), checked against the
+    model's face type."""
+    from facelib.face_type import FaceType
+    from models.samples import check_face_type
+    src, dst = _read_sets(s, bool(plan.effective.get("pretrain")))
+    face_type = FaceType.from_string(plan.effective["face_type"]).long_name
+    check_face_type(src, face_type)
+    check_face_type(dst, face_type)
+    return src, dst
+
+
+def _read_sets(s: TrainSettings, pretrain: bool) -> tuple[list, list]:
     from models.samples import load_faceset
-    pretrain = bool(model.options.get("pretrain"))
     if pretrain:
         if s.pretraining_dir is None:
             raise UserError("pretraining is on: give --pretraining-data-dir (a folder of aligned faces)")
@@ -329,14 +397,43 @@ def _preview_faces(model: Any, src_faces: list, dst_faces: list, specs: tuple[An
     return batches[0], batches[1]
 
 
+@contextlib.contextmanager
+def _model_folder_lock(s: TrainSettings, model: Any):
+    """One `train` per model folder, held from before the first save to the end: a second run stops
+    naming the holder. Under the lock, the leftovers of this model's interrupted saves are removed."""
+    ensure_writable_dir(s.model_dir)
+    with FolderLock(s.model_dir, "train"):
+        if model.files.changed_since(model.loaded_stat):
+            raise UserError("another run saved this model while this one was starting; run train again to "
+                            "continue from its save", model.files.state)
+        removed = model.files.remove_stale_partials()
+        if removed:
+            log.info(f"Removed {len(removed)} leftover(s) of interrupted saves: {', '.join(p.name for p in removed)}")
+        yield
+
+
+def _without_display(s: TrainSettings) -> TrainSettings:
+    """No usable display (SSH, containers, a dead X server): train without the window, and say so;
+    Qt would otherwise abort the process when the window opens."""
+    if s.no_preview:
+        return s
+    from core.display import display_problem
+    problem = display_problem()
+    if problem is None:
+        return s
+    log.warning(f"No preview window ({problem}): training without it; Ctrl+C saves and stops.")
+    return dataclasses.replace(s, no_preview=True)
+
+
 def train(s: TrainSettings) -> None:
     kb.prepare(s.precision, jit=s.jit)
-    from models.samples import BatchStream, check_face_type
+    from models.samples import BatchStream
 
-    model = _open_model(s)
-    src_faces, dst_faces = _load_sets(s, model)
-    check_face_type(src_faces, model.face_type.long_name)
-    check_face_type(dst_faces, model.face_type.long_name)
+    s = _without_display(s)
+
+    plan = _plan_model(s)
+    src_faces, dst_faces = _load_sets(s, plan)  # the inputs check out before the model folder is created
+    model = _open_model(s, plan)
     src_spec, dst_spec = model.sample_specs()
     preview = _preview_faces(model, src_faces, dst_faces, (src_spec, dst_spec))
     console = Console()
@@ -347,7 +444,8 @@ def train(s: TrainSettings) -> None:
     if batch != model.batch_size:
         log.info(f"Batch size {model.batch_size} rounded up to {batch} for {devices} devices")
     ct_source = dst_faces if src_spec.ct_mode else None
-    with BatchStream(src_faces, src_spec, batch, workers=workers, ct_source=ct_source) as src_stream, \
+    with _model_folder_lock(s, model), \
+            BatchStream(src_faces, src_spec, batch, workers=workers, ct_source=ct_source) as src_stream, \
             BatchStream(dst_faces, dst_spec, batch, workers=workers) as dst_stream:
         session = TrainingSession(model, src_stream, dst_stream, preview, s, console)
         if s.target_iteration:

@@ -10,9 +10,7 @@ from dataclasses import dataclass
 import keras
 
 from models import layers as L
-
-ARCHI_TYPES = ("df", "liae")
-ARCHI_VARIANTS = "udtc"
+from models.saehd_options import ARCHI_TYPES, ARCHI_VARIANTS  # declared once, with the archi option
 
 
 @dataclass(frozen=True)

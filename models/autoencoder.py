@@ -201,6 +201,12 @@ class SwapAutoencoder(ModelBase):
             step(batch)
         return [metrics["src_loss"], metrics["dst_loss"]]
 
+    def losses_after_last_step(self) -> list[float] | None:
+        if self._last_batch is None:
+            return None
+        metrics = self.steps[0].evaluate(self._last_batch)
+        return [metrics["src_loss"], metrics["dst_loss"]]
+
     # --- inference ------------------------------------------------------------------------------------
     def _inference_vars(self) -> list:
         return [v for n, net in self.nets.items() if n not in self.OPTIONAL_NETS for v in net.weights]

@@ -7,7 +7,7 @@ train_iteration, preview_outputs and predict_batch.
 from __future__ import annotations
 
 import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterable
 
 import numpy as np
 
@@ -23,11 +23,22 @@ from models.predictor import Prediction
 
 STATE_FORMAT = 1
 SNAPSHOT_EVERY = 100  # iterations between in-memory copies of the weights for collapse rollback
+MAX_ROLLBACKS_IN_A_ROW = 5  # collapses without a new good snapshot between them: the run stops
+
+
+def first_nonfinite(items: Iterable[tuple[str, np.ndarray]]) -> str | None:
+    """The key of the first floating-point array holding NaN or inf, or None when all are finite."""
+    for key, value in items:
+        value = np.asarray(value)
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            return key
+    return None
 
 
 class ModelBase:
     CLASS_NAME: ClassVar[str] = ""
     OPTIONS: ClassVar[tuple[Option, ...]] = ()
+    FIXED_OPTIONS: ClassVar[dict[str, Any]] = {}  # settings the model fixes (Quick96): no flag, no prompt
     LOSS_NAMES: ClassVar[tuple[str, ...]] = ("src_loss", "dst_loss")
     OPTIONAL_NETS: ClassVar[tuple[str, ...]] = ()  # nets switched on by options later; start fresh when absent
     default_mode = "overlay"
@@ -44,6 +55,8 @@ class ModelBase:
         self.guard = CollapseGuard()
         self._snapshot: list[np.ndarray] | None = None
         self._snapshot_iteration = 0
+        self._rollbacks_in_a_row = 0
+        self.loaded_stat: Any = None  # os.stat_result of the state file this model was loaded from
         self.nets: dict[str, Any] = self.build_nets()
         self.optimizers: dict[str, Any] = {}
         if training:
@@ -77,6 +90,11 @@ class ModelBase:
     def train_iteration(self, src: Any, dst: Any) -> list[float]:
         """One optimisation step on a src and a dst Batch; returns the losses in LOSS_NAMES order."""
         raise NotImplementedError
+
+    def losses_after_last_step(self) -> list[float] | None:
+        """The losses of the last step's batch at the current weights (after its update), or None when
+        the model cannot tell; the collapse guard checks them before a save."""
+        return None
 
     def preview_outputs(self, src_faces: np.ndarray, dst_faces: np.ndarray) -> dict[str, np.ndarray]:
         """SS, DD, SD faces and their masks (SSm, DDm, SDm) for the preview window."""
@@ -120,22 +138,39 @@ class ModelBase:
     def _opt_items(self) -> list[tuple[str, Any]]:
         return [(f"opt/{name}/{i:04d}", v) for name, opt in self.optimizers.items() for i, v in enumerate(opt.variables)]
 
-    def snapshot(self) -> None:
-        """Keep a host copy of every weight and optimizer variable (the rollback point)."""
-        self._snapshot = kb.get_values([v for _, v in self._net_items() + self._opt_items()])
+    def snapshot(self) -> bool:
+        """Keep a host copy of every weight and optimizer variable (the rollback point). A copy holding
+        NaN or inf is never kept (the previous rollback point stays): returns whether it was kept."""
+        items = self._net_items() + self._opt_items()
+        values = kb.get_values([v for _, v in items])
+        bad = first_nonfinite(zip((k for k, _ in items), values))
+        if bad is not None:
+            log.debug(f"no snapshot at iteration {self.iteration}: {bad} holds NaN or inf")
+            return False
+        self._snapshot = values
         self._snapshot_iteration = self.iteration
+        self._rollbacks_in_a_row = 0
+        return True
 
     def rollback(self, reason: str) -> None:
-        """Collapse: restore the last good weights and optimizer state and halve the learning rate."""
+        """Collapse: restore the last good weights and optimizer state and halve the learning rate.
+        After MAX_ROLLBACKS_IN_A_ROW rollbacks with no new good snapshot between them, the run stops:
+        halving the learning rate again would not help (bad faces, or a model that cannot train)."""
         if self._snapshot is None:
             raise UserError(f"training collapsed at iteration {self.iteration} ({reason}) before any good state "
                             f"was kept; lower the learning rate or batch size", self.files.state)
         kb.set_values([v for _, v in self._net_items() + self._opt_items()], self._snapshot)
         self.iteration = self._snapshot_iteration
         self._history_len = min(self._history_len, self.iteration)
+        self.guard.reset()
+        self._rollbacks_in_a_row += 1
+        if self._rollbacks_in_a_row > MAX_ROLLBACKS_IN_A_ROW:
+            raise UserError(f"training collapsed {self._rollbacks_in_a_row} times in a row from iteration "
+                            f"{self.iteration} ({reason}), even at {self.lr_scale:g}x the learning rate; stopped "
+                            f"without saving (the file keeps its last good save). Check the faces, or start from "
+                            f"an autobackup in {self.files.backups_dir.name}", self.files.state)
         self.lr_scale *= 0.5
         self.apply_lr_scale()
-        self.guard.reset()
         log.warning(f"Training collapsed: {reason}. Restored the weights of iteration {self.iteration} "
                     f"and lowered the learning rate to {self.lr_scale:g}x.")
 
@@ -154,17 +189,32 @@ class ModelBase:
             return None
         self.iteration += 1
         self._append_losses(losses)
-        if self.iteration - self._snapshot_iteration >= SNAPSHOT_EVERY:
-            self.snapshot()
+        if self.iteration - self._snapshot_iteration >= SNAPSHOT_EVERY and not self.guard.exploding:
+            self.snapshot()  # never while the loss is flagged: that would keep the explosion
         return losses
 
     # --- save / load --------------------------------------------------------------------------------
     def save(self) -> None:
+        """Write the state, options and summary. A model whose loss is flagged as exploding, or whose
+        weights hold NaN/inf, is rolled back to its last good snapshot first: a save never replaces a
+        good file with a broken model."""
+        if self.guard.exploding:
+            self.rollback("the loss was exploding when the model was saved")
+        elif self._snapshot is not None and self.iteration > self._snapshot_iteration and self._history_len \
+                and self.guard.level() is not None:
+            now = self.losses_after_last_step()
+            if now is not None and self.guard.worse_after_update(now, [float(v) for v in self.loss_history[-1]]):
+                self.rollback(f"the last update made the loss explode ({sum(now):.3f})")
         arrays = {key: kb.to_numpy(v.value) for key, v in self._net_items() + self._opt_items()}
+        bad = first_nonfinite(arrays.items())
+        if bad is not None:
+            self.rollback(f"{bad} holds NaN or infinite values")
+            arrays = {key: kb.to_numpy(v.value) for key, v in self._net_items() + self._opt_items()}
         arrays["loss_history"] = self.loss_history.copy()
         arrays.update({f"preview/{k}": v for k, v in self.preview_samples.items()})
         meta = {"class": self.CLASS_NAME, "format": STATE_FORMAT, "iteration": self.iteration,
                 "options": self.options, "lr_scale": self.lr_scale, "backend": kb.backend_name(),
+                "loss_level": self.guard.level(),
                 "saved_at": datetime.datetime.now().isoformat(timespec="seconds")}
         self.files.write_state(SavedState(meta, arrays))
         self.files.write_options(self.options)
@@ -172,6 +222,8 @@ class ModelBase:
 
     def load(self, state: SavedState) -> None:
         path = self.files.state
+        self._refuse_nonfinite(state)
+        self.loaded_stat = state.source_stat
         fresh = {name for name in self.OPTIONAL_NETS
                  if name in self.nets and not any(k.startswith(f"net/{name}/") for k in state.arrays)}
         for name in sorted(fresh):
@@ -190,6 +242,7 @@ class ModelBase:
         if history is not None and history.ndim == 2 and history.shape[1] == len(self.LOSS_NAMES):
             self.loss_history = history[: self.iteration]
         self.preview_samples = {k[len("preview/"):]: v for k, v in state.arrays.items() if k.startswith("preview/")}
+        self._seed_guard(state)
         if self.training:
             for name, opt in self.optimizers.items():
                 items = [(f"opt/{name}/{i:04d}", v) for i, v in enumerate(opt.variables)]
@@ -201,6 +254,35 @@ class ModelBase:
                 else:
                     log.warning(f"Optimizer {name} state does not match this model's options; it starts fresh")
             self.apply_lr_scale()
+
+    def _refuse_nonfinite(self, state: SavedState) -> None:
+        """Saved weights or optimizer state with NaN/inf: every step would collapse and roll back to them.
+        Stop with the newest autobackup that holds finite values, for the user to go back to."""
+        prefixes = ("net/", "opt/") if self.training else ("net/",)
+        bad = first_nonfinite((k, v) for k, v in state.arrays.items() if k.startswith(prefixes))
+        if bad is None:
+            return
+        found = self.files.newest_finite_backup()
+        if found is None:
+            offer = (f"no autobackup in {self.files.backups_dir.name} has finite values: delete the model's files "
+                     f"to start it again")
+        else:
+            folder, iteration = found
+            offer = (f"the newest good autobackup is {folder} (iteration {iteration}): copy its files into "
+                     f"{self.files.folder} to continue from it")
+        raise UserError(f"the saved model holds NaN or infinite values ({bad}) and cannot be trained or used; "
+                        f"{offer}", self.files.state)
+
+    def _seed_guard(self, state: SavedState) -> None:
+        """The collapse guard starts from the loss level saved with the model (older saves: the median
+        of the last saved losses), so an explosion right after a restart is measured against it."""
+        level = state.meta.get("loss_level")
+        if isinstance(level, list) and len(level) == len(self.LOSS_NAMES) and self.guard.seed(level):
+            return
+        recent = self.loss_history[-self.guard.window:]
+        recent = recent[np.isfinite(recent).all(axis=1)] if len(recent) else recent
+        if len(recent) >= self.guard.min_history:
+            self.guard.seed([float(v) for v in np.median(recent, axis=0)])
 
     def summary_text(self) -> str:
         rows = [("Model name", self.files.name), ("Model class", self.CLASS_NAME),

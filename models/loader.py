@@ -7,7 +7,7 @@ from core import interact, log
 from core import keras_backend as kb
 from core.errors import UserError
 from models.base import ModelBase
-from models.model_files import ModelFiles, find_models, other_class_of
+from models.model_files import ModelFiles, find_models, other_class_of, saved_models
 from models.options import parse_saved
 
 MODEL_NAMES = ("Quick96", "SAEHD")
@@ -26,16 +26,32 @@ def model_class(name: str) -> type[ModelBase]:
 
 def choose_model_name(folder: Path, class_name: str, forced: str | None, silent: bool) -> str:
     """DFL's model choice: --force-model-name, else the newest model (silent or no terminal), else a menu
-    where an index picks a model and any other text names a new one."""
+    where an index picks a model and any other text names a new one.
+
+    A folder holding only models of other classes is never silently given a new model: without a
+    terminal (or with --silent-start) that is refused, naming what is there; on a terminal the user
+    is told before naming the new model."""
     if forced:
         other = other_class_of(folder, forced, class_name)
         if other and not ModelFiles(folder, forced, class_name).exists():
-            raise UserError(f"model {forced!r} in this folder is a {other} model, not {class_name}", folder)
+            raise UserError(f"model {forced!r} in this folder is a {other} model, not {class_name}: run with "
+                            f"--model {other} to continue it, or choose another name for a new {class_name} model",
+                            folder)
         return forced
     names = find_models(folder, class_name) if folder.exists() else []
     if not names:
+        others = [(n, c) for n, c in saved_models(folder) if c != class_name]
+        if others and (silent or not interact.is_interactive()):
+            first_class = others[0][1]
+            one = sum(c == first_class for _, c in others) == 1
+            raise UserError(f"holds {_describe(others)}, not {class_name}; run with --model {first_class} to continue "
+                            f"{'it' if one else 'one of them'}, or --force-model-name NAME to start a new {class_name} "
+                            f"model beside {'it' if len(others) == 1 else 'them'}", folder)
         if silent or not interact.is_interactive():
             return DEFAULT_NEW_NAME
+        if others:
+            print(f"This folder holds {_describe(others)}, not {class_name}: the name you enter starts a new "
+                  f"{class_name} model beside {'it' if len(others) == 1 else 'them'}.")
         return interact.ask_str("Enter a name of a new model", DEFAULT_NEW_NAME).strip().replace(" ", "_") or DEFAULT_NEW_NAME
     if silent or not interact.is_interactive():
         log.info(f"Using model {names[0]!r} (the most recently saved {class_name} model)")
@@ -49,29 +65,84 @@ def choose_model_name(folder: Path, class_name: str, forced: str | None, silent:
     return answer.replace(" ", "_") or DEFAULT_NEW_NAME
 
 
+def _describe(models: list[tuple[str, str]]) -> str:
+    """"SAEHD model 'a'" or "SAEHD models 'a', 'b' and Quick96 model 'q'", classes in the order given."""
+    by_class: dict[str, list[str]] = {}
+    for name, cls in models:
+        by_class.setdefault(cls, []).append(repr(name))
+    parts = [f"{cls} model{'s' if len(names) > 1 else ''} {', '.join(names)}" for cls, names in by_class.items()]
+    return " and ".join(parts)
+
+
+def choose_saved_model(folder: Path, class_name: str, forced: str | None) -> str:
+    """Which saved model `merge` uses (only saved ones: it never creates a model): --force-model-name,
+    else the only one, else DFL's menu on a terminal, else the most recently saved (and says which)."""
+    if class_name not in MODEL_NAMES:
+        model_class(class_name)  # raises the UserError that lists the classes (imports nothing)
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError("model folder not found", folder)
+    names = find_models(folder, class_name)
+    if forced:
+        if forced in names:
+            return forced
+        other = other_class_of(folder, forced, class_name)
+        if other:
+            raise UserError(f"model {forced!r} in this folder is a {other} model, not {class_name} "
+                            f"(use --model {other})", folder)
+        saved = f"; saved {class_name} models: {', '.join(names)}" if names else ""
+        raise UserError(f"no trained {class_name} model named {forced!r} in this folder{saved}", folder)
+    if not names:
+        others = [c for c in MODEL_NAMES if c != class_name and find_models(folder, c)]
+        hint = f" (it holds a {others[0]} model: use --model {others[0]})" if others else ""
+        raise UserError(f"no trained {class_name} model in this folder{hint}", folder)
+    if len(names) == 1:
+        return names[0]
+    if not interact.is_interactive():
+        log.info(f"{len(names)} {class_name} models in {folder}: using {names[0]!r}, the most recently saved "
+                 f"(choose one with --force-model-name NAME: {', '.join(names)})")
+        return names[0]
+    print("Choose one of saved models.")
+    for i, n in enumerate(names):
+        print(f"[{i}] : {n}" + (" - latest" if i == 0 else ""))
+    return names[interact.ask_int("", 0, (0, len(names) - 1))]
+
+
 def saved_options(files: ModelFiles, cls: type[ModelBase], state_meta: dict) -> dict:
-    """The options file when present (the user may have edited it), else the copy inside the state."""
+    """The options file when present (the user may have edited it), else the copy inside the state;
+    checked with the same declarations as the flags (see options.parse_saved)."""
     data = files.read_options()
-    if data is None:
-        data = dict(state_meta.get("options") or {})
-    return parse_saved(cls.OPTIONS, data, files.options)
+    created = dict(state_meta.get("options") or {})
+    path = saved_options_source(files)
+    options = parse_saved(cls.OPTIONS, created if data is None else data, path, class_name=cls.CLASS_NAME,
+                          fixed=cls.FIXED_OPTIONS)
+    if data is not None:  # an edited shape would only show up as mismatched weights: say which option
+        for opt in cls.OPTIONS:
+            if opt.first_run_only and opt.key in options and opt.key in created:
+                try:
+                    was = opt.parse(created[opt.key])
+                except ValueError:
+                    continue
+                if options[opt.key] != was:
+                    raise UserError(f"option {opt.key!r} is {options[opt.key]!r} but the model was created with "
+                                    f"{was!r}; it cannot change after creation (the weights have its shape)", path)
+    return options
+
+
+def saved_options_source(files: ModelFiles) -> Path:
+    """Where a model's saved options are read from: its options file, else its state file."""
+    return files.options if files.options.exists() else files.state
 
 
 def load_predictor(model_dir: str | Path, class_name: str, name: str | None = None, precision: str = "auto") -> ModelBase:
-    """A trained model in inference mode (a models.predictor.FacePredictor) for the merger."""
+    """A trained model in inference mode (a models.predictor.FacePredictor) for the merger; `name`
+    None chooses as choose_saved_model does."""
     folder = Path(model_dir)
-    if not folder.is_dir():
-        raise UserError("model folder not found", folder)
-    cls = model_class(class_name)
-    if name is None:
-        names = find_models(folder, class_name)
-        if not names:
-            others = [c for c in MODEL_NAMES if c != class_name and find_models(folder, c)]
-            hint = f" (it holds a {others[0]} model: use --model {others[0]})" if others else ""
-            raise UserError(f"no trained {class_name} model in this folder{hint}", folder)
-        name = names[0]
-    files = ModelFiles(folder, name, class_name)
+    name = choose_saved_model(folder, class_name, name)
+    # Before the model's module imports Keras: prepare() sets the quiet TensorFlow logs, as train does.
     kb.prepare(precision)
+    cls = model_class(class_name)
+    files = ModelFiles(folder, name, class_name)
     state = files.read_state()
     model = cls(files, saved_options(files, cls, state.meta), training=False)
     model.load(state)

@@ -19,6 +19,7 @@ QUICK96_OPTIONS: dict[str, Any] = {
 class Quick96(SwapAutoencoder):
     CLASS_NAME = "Quick96"
     OPTIONS = ()  # nothing to ask: the point of Quick96 is a fixed, proven configuration
+    FIXED_OPTIONS = QUICK96_OPTIONS
 
     def __init__(self, files, options: dict[str, Any], *, training: bool):
         super().__init__(files, {**options, **QUICK96_OPTIONS}, training=training)

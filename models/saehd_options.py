@@ -1,7 +1,7 @@
 """SAEHD's options (DFL's prompts, ranges and help), importable without loading Keras."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from models.options import Option
 
@@ -18,6 +18,36 @@ def _wide_face(o: dict[str, Any]) -> bool:
     return str(o.get("face_type", "f")) in ("wf", "head")
 
 
+ARCHI_TYPES = ("df", "liae")
+ARCHI_VARIANTS = "udtc"
+
+
+def _archi_parts(archi: str) -> tuple[str, str] | None:
+    """("liae", "ud") for "liae-ud"; None when it is not df or liae with distinct u/d/t/c variants."""
+    kind, _, variants = archi.partition("-")
+    if kind not in ARCHI_TYPES or ("-" in archi and not variants) or len(set(variants)) != len(variants) \
+            or any(c not in ARCHI_VARIANTS for c in variants):
+        return None
+    return kind, variants
+
+
+def _check_archi(value: str, others: Mapping[str, Any]) -> str | None:
+    if _archi_parts(value) is None:
+        return "df or liae, optionally followed by - and any of u, d, t, c (e.g. liae-ud, df-udt)"
+    return None
+
+
+def _check_resolution(value: int, others: Mapping[str, Any]) -> str | None:
+    """A multiple of 16, or of 32 with a -d archi (the networks halve the face 4 or 5 times)."""
+    archi = others.get("archi")
+    parts = _archi_parts(archi) if isinstance(archi, str) else None
+    if parts and "d" in parts[1] and value % 32:
+        return f"a multiple of 32 for archi {archi!r} (its d variant halves the size once more)"
+    if value % 16:
+        return "a multiple of 16"
+    return None
+
+
 COMMON_OPTIONS: tuple[Option, ...] = (
     Option("autobackup_hour", 0, "Back up the model every N hours into <model>_autobackups/01..24 (0 = off).",
            "Autobackup every N hour", "int", valid_range=(0, 24), alias="--autobackup-hours"),
@@ -31,11 +61,12 @@ COMMON_OPTIONS: tuple[Option, ...] = (
 
 SAEHD_OPTIONS: tuple[Option, ...] = (
     Option("resolution", 128, "Face size in pixels; a multiple of 16 (32 for -d archis). Higher = sharper and slower.",
-           "Resolution", "int", valid_range=(32, 640), first_run_only=True),
+           "Resolution", "int", valid_range=(32, 640), first_run_only=True, check=_check_resolution),
     Option("face_type", "f", "Half, mid-full, full, whole face or head: how much of the head the model sees.",
            "Face type", "str", choices=FACE_TYPES, first_run_only=True),
     Option("archi", "liae-ud", "df keeps more identity, liae fixes different face shapes; -u likeness, -d double "
-           "resolution at the same cost, -t deeper, -c cos activations.", "AE architecture", "str", first_run_only=True),
+           "resolution at the same cost, -t deeper, -c cos activations.", "AE architecture", "str", first_run_only=True,
+           check=_check_archi),
     Option("ae_dims", 256, "Autoencoder bottleneck size: more keeps more detail.", "AutoEncoder dimensions", "int",
            valid_range=(8, 1024), first_run_only=True),
     Option("e_dims", 64, "Encoder width (even).", "Encoder dimensions", "int", valid_range=(8, 256), first_run_only=True),

@@ -34,7 +34,7 @@ from core.aligned_face import meta_from_jpeg_bytes, read_face_meta
 from core.errors import UserError
 from core.fileio import TEMP_MARK, natural_key
 from core.warp import gen_warp_params, warp_image
-from core.workers import default_worker_count, run_pool
+from core.workers import default_worker_count, exit_when_parent_dies, run_pool
 from facelib.align import FIT_INDICES, MEAN_FACE_UNIT, align, estimate_averaged_yaw, transform_points, umeyama
 from facelib.face_type import FaceType
 from facelib.masks import eyes_mouth_mask, face_mask
@@ -469,7 +469,12 @@ def _worker_main(wid: int, records: list[FaceRecord], spec: SampleSpec, batch_si
                  ct_source: list[FaceRecord] | None, cache_bytes: int, slots: list, free_q, ready_q, stop) -> None:
     """A sample process: fill a free slot with a batch, announce it, repeat until told to stop or
     the parent is gone."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the trainer's to handle; it closes us
+    exit_when_parent_dies()  # a killed trainer (kill -9, a crash) cannot close us: end with it, at once
+    # Ctrl+C, and SIGTERM/SIGHUP sent to the whole process group (systemd, a closed terminal), are the
+    # trainer's to handle: it saves with the batches we make, then closes us.
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
     cv2.setNumThreads(1)  # parallelism comes from the processes; do not fight the trainer for cores
     parent = multiprocessing.parent_process()
     try:
