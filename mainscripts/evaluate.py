@@ -13,9 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from core import log
-from core.aligned_face import load_aligned_face, read_face_meta
 from core.errors import UserError
-from core.fileio import atomic_write_json, list_images, require_dir
+from core.fileio import atomic_write_json, require_dir
 from core.image_io import read_image
 from facelib.align import crop_face, landmarks_to_rect
 from facelib.face_type import FaceType
@@ -23,6 +22,7 @@ from facelib.identity import embedding
 from facelib.landmarks import landmarks_from_box
 from facelib.pose import estimate_pose
 from facelib.swap_metrics import crop_jitter, identity_similarity, landmark_error
+from faceset.faceset import Faceset
 
 JITTER_CROP = 128
 
@@ -34,10 +34,10 @@ class FrameFace:
 
 
 def _dst_faces(aligned_dir: Path) -> list[FrameFace]:
-    """One face per dst frame (the first extracted), in frame order."""
+    """One face per dst frame (the first extracted), in frame order; the folder may be packed."""
     faces: dict[str, FrameFace] = {}
-    for path in list_images(aligned_dir):
-        meta = read_face_meta(path)
+    for face in Faceset.open(aligned_dir):
+        meta = face.meta() if face.is_jpeg else None
         if meta is None or meta.source_landmarks is None or not meta.source_filename:
             continue
         faces.setdefault(meta.source_filename, FrameFace(meta.source_filename, meta.source_landmarks))
@@ -45,13 +45,13 @@ def _dst_faces(aligned_dir: Path) -> list[FrameFace]:
 
 
 def _src_embeddings(src_aligned: Path, count: int) -> np.ndarray:
-    paths = list_images(src_aligned)
-    if not paths:
+    faces = [f for f in Faceset.open(src_aligned) if f.is_jpeg]
+    if not faces:
         raise UserError("no aligned src faces to compare identities with", src_aligned)
-    picks = [paths[i] for i in np.linspace(0, len(paths) - 1, min(count, len(paths))).astype(int)]
+    picks = [faces[i] for i in np.linspace(0, len(faces) - 1, min(count, len(faces))).astype(int)]
     embs = []
-    for p in picks:
-        image, meta = load_aligned_face(p)
+    for face in picks:
+        image, meta = face.load()
         embs.append(embedding(image, meta.landmarks))
     return np.asarray(embs)
 

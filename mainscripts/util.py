@@ -13,37 +13,44 @@ import cv2
 import numpy as np
 
 from core import interact, log
-from core.aligned_face import (FaceMeta, _meta_from_json, _meta_to_json, jpeg_bytes_with_meta, load_aligned_face,
-                               read_face_meta)
 from core.errors import UserError
-from core.fileio import (IMAGE_EXTENSIONS, atomic_write_bytes, atomic_write_json, list_images, remove_stale_partials,
-                         require_dir)
+from core.fileio import IMAGE_EXTENSIONS, atomic_write_bytes, atomic_write_json, remove_stale_partials, require_dir
 from core.image_io import encode_image, write_image
-from core.packed_faceset import PACK_NAME, pack_path, read_packed, write_packed
 from core.rename_journal import Move, finish_interrupted, move_files
 from facelib import masks
 from facelib.draw import BLUE, GREEN, draw_landmarks, draw_rect
 from facelib.face_type import FaceType
+from faceset.face_file import jpeg_bytes_with_meta
+from faceset.faceset import Face, Faceset
+from faceset.meta import FaceMeta, meta_from_json, meta_to_json
+from faceset.pack import PACK_NAME, pack_path, read_packed, write_packed
 
 METADATA_NAME = "faceset_metadata.json"
 METADATA_FORMAT = "facekit.faceset_metadata"
 ORIGINAL_NAME_KEY = "original_name"  # written by sort
 
 
-def _faces(folder: Path) -> list[tuple[Path, FaceMeta]]:
-    """(path, meta) of every aligned face in `folder`; other images are reported and skipped."""
+def _faces(faceset: Faceset) -> list[tuple[Face, FaceMeta]]:
+    """(face, meta) of every aligned face of the set; other images are reported and skipped."""
     out = []
-    for p in list_images(folder):
+    for face in faceset:
         try:
-            meta = read_face_meta(p)
+            meta = face.meta()
         except UserError as e:
-            log.warning(f"{p.name}: {e.problem}; skipped")
+            log.warning(f"{face.name}: {e.problem}; skipped")
             continue
         if meta is None:
-            log.warning(f"{p.name}: no face metadata; skipped")
+            log.warning(f"{face.name}: no face metadata; skipped")
             continue
-        out.append((p, meta))
+        out.append((face, meta))
     return out
+
+
+def _folder_faces(folder: Path, option: str) -> list[tuple[Face, FaceMeta]]:
+    """`_faces` of a folder whose files `option` renames or rewrites: a pack is refused, naming unpack."""
+    faceset = Faceset.open(folder)
+    faceset.require_folder(option)
+    return _faces(faceset)
 
 
 # --- debug images --------------------------------------------------------------------------------
@@ -53,12 +60,12 @@ def add_landmarks_debug_images(folder: Path) -> Path:
     out_dir = folder.parent / f"{folder.name}_landmarks_debug"
     out_dir.mkdir(exist_ok=True)
     n = 0
-    for p, _meta in _faces(folder):
-        image, meta = load_aligned_face(p)
+    for face, _meta in _faces(Faceset.open(folder)):  # reads a pack too
+        image, meta = face.load()
         draw_landmarks(image, meta.landmarks, GREEN)
-        if meta.face_type == FaceType.MARK_ONLY.long_name and meta.source_rect is not None:
+        if meta.face_type == FaceType.MARK_ONLY and meta.source_rect is not None:
             draw_rect(image, meta.source_rect, BLUE)
-        write_image(out_dir / f"{p.stem}_debug.jpg", image, 90)
+        write_image(out_dir / f"{Path(face.name).stem}_debug.jpg", image, 90)
         n += 1
     log.info(f"Wrote {n} landmark debug images to {out_dir}")
     return out_dir
@@ -70,7 +77,7 @@ def recover_original_filenames(folder: Path) -> dict[str, str]:
     """Rename faces back to their extraction names: the name sort remembered, else `<source stem>_<n>`
     numbered in folder order. Returns {old name: new name}."""
     finish_interrupted(folder)
-    faces = _faces(folder)
+    faces = [(face.path, meta) for face, meta in _folder_faces(folder, "--recover-original-aligned-filename")]
     face_names = {p.name for p, _ in faces}
     taken = {p.name for p in folder.iterdir() if p.name not in face_names}  # other files keep theirs
     plan: dict[Path, str] = {}
@@ -108,9 +115,9 @@ def save_faceset_metadata(folder: Path) -> Path:
     """Write every face's metadata and image shape to one JSON file, so the images can be edited
     (even resized) in any editor that drops our JPEG header, then restored."""
     faces = {}
-    for p, _ in _faces(folder):
-        image, meta = load_aligned_face(p)
-        faces[p.name] = {"shape": list(image.shape), "meta": json.loads(_meta_to_json(meta))}
+    for face, _ in _folder_faces(folder, "--save-faceset-metadata"):
+        image, meta = face.load()
+        faces[face.name] = {"shape": list(image.shape), "meta": json.loads(meta_to_json(meta))}
     if not faces:
         raise UserError("no aligned faces in this folder", folder)
     out = folder / METADATA_NAME
@@ -127,6 +134,7 @@ def restore_faceset_metadata(folder: Path) -> int:
     """Re-embed the saved metadata; images whose size changed are scaled back to the saved size
     (Lanczos, JPEG quality 100). Nothing else changes: the geometry is the original's. The metadata
     file is deleted only when every face was restored."""
+    Faceset.open(folder).require_folder("--restore-faceset-metadata")
     src = folder / METADATA_NAME
     if not src.is_file():
         raise UserError(f"no {METADATA_NAME} here; run --save-faceset-metadata first", folder)
@@ -168,7 +176,7 @@ def _restored_bytes(path: Path, entry: dict) -> bytes:
     if not path.is_file():
         raise UserError("file listed in the metadata is missing", path)
     try:
-        meta = _meta_from_json(json.dumps(entry["meta"]).encode("ascii"), path)
+        meta = meta_from_json(json.dumps(entry["meta"]).encode("ascii"), path)
         shape = tuple(int(v) for v in entry["shape"])
     except (KeyError, TypeError, ValueError) as e:
         raise UserError(f"corrupt metadata entry ({e})", path) from None
@@ -197,7 +205,7 @@ def pack_faceset(folder: Path, delete_originals: bool | None = None) -> Path:
     subdirs = [d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")]
     if subdirs:
         log.warning(f"subfolders are not packed (person facesets are not supported): {', '.join(subdirs)}")
-    faces = _faces(folder)
+    faces = [(face.path, meta) for face, meta in _faces(Faceset.open(folder))]
     if not faces:
         raise UserError("no aligned faces to pack in this folder", folder)
     entries = [(p.name, p.read_bytes()) for p, _ in faces]
@@ -262,14 +270,14 @@ def export_faceset_mask(folder: Path) -> Path:
     out_dir.mkdir(exist_ok=True)
     missing = []
     n = 0
-    for p, meta in _faces(folder):
-        image, meta = load_aligned_face(p)
+    for face, meta in _faces(Faceset.open(folder)):  # reads a pack too
+        image, meta = face.load()
         mask = export_mask(meta, image.shape[0], image.shape[1])
         if mask is None:
-            log.warning(f"{p.name}: no XSeg mask and no mask polygons")
-            missing.append(p)
+            log.warning(f"{face.name}: no XSeg mask and no mask polygons")
+            missing.append(face)
             continue
-        write_image(out_dir / f"{p.stem}_mask.jpg", mask, 100)
+        write_image(out_dir / f"{Path(face.name).stem}_mask.jpg", mask, 100)
         n += 1
     log.info(f"Wrote {n} masks to {out_dir}")
     if missing:

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from core import log
-from core.aligned_face import meta_from_jpeg_bytes, read_face_meta
 from core.errors import UserError
 from core.fileio import list_images, require_dir
+from faceset.faceset import Faceset
 from merger.compose import Motion, motion_between
 
 
@@ -34,11 +34,7 @@ class FrameInfo:
 
 def _aligned_metas(aligned_dir: Path) -> list[tuple[str, object]]:
     """(file name, FaceMeta or None) of every face in the folder, or in its packed faceset."""
-    from core.packed_faceset import is_packed, pack_path, read_packed
-    files = [p for p in list_images(aligned_dir) if p.suffix.lower() in (".jpg", ".jpeg")]
-    if not files and is_packed(aligned_dir):
-        return [(name, meta_from_jpeg_bytes(data, pack_path(aligned_dir) / name)) for name, data in read_packed(pack_path(aligned_dir))]
-    return [(p.name, read_face_meta(p)) for p in files]
+    return [(f.name, f.meta()) for f in Faceset.open(aligned_dir) if f.is_jpeg]
 
 
 def collect_frames(input_dir: str | Path, aligned_dir: str | Path) -> list[FrameInfo]:

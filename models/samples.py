@@ -1,6 +1,6 @@
 """Training samples: a faceset's faces as augmented batches, produced ahead in background processes.
 
-DFL's samplelib (reference/dfl.md §6.8) in three parts:
+DFL's samplelib in three parts:
 - `load_faceset` reads every face's metadata once (a folder of aligned JPEGs, ours or DFL's, or a
   `faceset.pak`) into light `FaceRecord`s: where the bytes are, face type, landmarks;
 - `BatchStream` runs worker processes that decode each face once at the model's resolution
@@ -29,18 +29,18 @@ from typing import Any, Iterator, Sequence
 import cv2
 import numpy as np
 
-from core import log, packed_faceset
-from core.aligned_face import meta_from_jpeg_bytes, read_face_meta
+from core import log
 from core.errors import UserError
-from core.fileio import TEMP_MARK, natural_key
+from core.fileio import TEMP_MARK
 from core.warp import gen_warp_params, warp_image
 from core.workers import default_worker_count, exit_when_parent_dies, run_pool
 from facelib.align import FIT_INDICES, MEAN_FACE_UNIT, align, estimate_averaged_yaw, transform_points, umeyama
 from facelib.face_type import FaceType
 from facelib.masks import eyes_mouth_mask, face_mask
+from faceset.face_file import meta_from_jpeg_bytes
+from faceset.faceset import Face, Faceset, one_face_type
 
 CT_MODES = ("rct", "lct", "mkl", "idt", "sot")
-FACE_EXTENSIONS = (".jpg", ".jpeg")
 YAW_BINS = 128  # uniform_yaw: DFL's bin count
 POOL_THRESHOLD = 2000  # more face files than this: metadata is read on a process pool
 DEFAULT_CACHE_MB = 1024  # decoded faces kept per stream (split across its workers)
@@ -102,7 +102,7 @@ class FaceRecord:
 
     name: str  # the face file's name
     path: str  # the face file, or the faceset.pak holding it
-    face_type: str
+    face_type: FaceType
     landmarks: np.ndarray  # 68x2, pixels of the stored face image
     eyebrows_expand_mod: float = 1.0
     source_filename: str = ""
@@ -128,7 +128,7 @@ class FaceRecord:
         return data
 
 
-_LightMeta = tuple[str, np.ndarray, float, str]  # face_type, landmarks, eyebrows_expand_mod, source_filename
+_LightMeta = tuple[FaceType, np.ndarray, float, str]  # face_type, landmarks, eyebrows_expand_mod, source_filename
 
 
 def _light(meta: Any) -> _LightMeta | None:
@@ -137,105 +137,51 @@ def _light(meta: Any) -> _LightMeta | None:
     return meta.face_type, meta.landmarks, meta.eyebrows_expand_mod, meta.source_filename
 
 
-def _read_light(path: Path) -> _LightMeta | None:
-    return _light(read_face_meta(path))
+def _read_light(face: Face) -> _LightMeta | None:
+    return _light(face.meta())
 
 
 def _light_reader():
-    """run_pool factory: the per-file metadata reader (returns only what a FaceRecord keeps)."""
+    """run_pool factory: the per-face metadata reader (returns only what a FaceRecord keeps)."""
     return _read_light
 
 
 def load_faceset(path: str | Path, face_type: str | None = None) -> list[FaceRecord]:
-    """The faces of a faceset folder (its `faceset.pak` when there is one), metadata only.
+    """The faces of a faceset (a folder, its `faceset.pak` when there is one, or a pack), metadata only.
 
     With `face_type`, also checks that the faces can be cropped to it (see `check_face_type`).
     """
-    folder = Path(path)
-    if not folder.exists():
-        raise UserError("faceset folder not found", folder)
-    if not folder.is_dir():
-        raise UserError("expected a faceset folder, found a file", folder)
-    if packed_faceset.is_packed(folder):
-        records = _load_pack(packed_faceset.pack_path(folder))
-    else:
-        records = _load_folder(folder)
-    _check_one_face_type(records, folder)
-    if face_type is not None:
-        check_face_type(records, face_type)
-    return records
-
-
-def _load_folder(folder: Path) -> list[FaceRecord]:
-    files = sorted((p for p in folder.iterdir()
-                    if p.is_file() and p.suffix.lower() in FACE_EXTENSIONS and TEMP_MARK not in p.name),
-                   key=natural_key)
-    if not files:
-        raise UserError("no aligned faces (.jpg) in this folder; extract faces first", folder)
-    if len(files) > POOL_THRESHOLD:
+    faceset = Faceset.open(path)
+    faces = [f for f in faceset if f.is_jpeg and TEMP_MARK not in f.name]
+    if not faces:
+        raise UserError("no aligned faces (.jpg) here; extract faces first", faceset.where)
+    if len(faces) > POOL_THRESHOLD:
         metas = []
-        for result in run_pool(_light_reader, files, workers=default_worker_count(), name_of=lambda p: p.name,
+        for result in run_pool(_light_reader, faces, workers=default_worker_count(), name_of=lambda f: f.name,
                                desc="Loading faces", unit="faces"):
             if not result.ok:
                 raise UserError(str(result.error))
             metas.append(result.value)
     else:
-        metas = [_read_light(p) for p in files]
-    missing = [p for p, m in zip(files, metas) if m is None]
+        metas = [_read_light(f) for f in faces]
+    missing = [f for f, m in zip(faces, metas) if m is None]
     if missing:
-        raise UserError(f"{len(missing)} of {len(files)} images have no face metadata (not aligned faces; "
-                        "remove them or extract faces again)", missing[0])
-    return [_record(p.name, str(p), m) for p, m in zip(files, metas)]
-
-
-def _load_pack(pack: Path) -> list[FaceRecord]:
-    entries = packed_faceset.read_packed(pack)  # checks every entry's size and digest
-    if not entries:
-        raise UserError("the packed faceset holds no faces", pack)
-    # The entries lie back to back at the end of the pack, so each one's offset follows from the
-    # sizes; workers then read one face at a time instead of holding the whole pack in memory.
-    start = pack.stat().st_size - sum(len(data) for _, data in entries)
-    records, missing = [], []
-    offset = start
-    for name, data in entries:
-        meta = _light(meta_from_jpeg_bytes(data, f"{pack}:{name}"))
-        if meta is None:
-            missing.append(name)
-        else:
-            records.append(_record(name, str(pack), meta, offset, len(data)))
-        offset += len(data)
-    if missing:
-        raise UserError(f"{len(missing)} of {len(entries)} packed images have no face metadata "
-                        f"(first: {missing[0]})", pack)
-    for rec, (_name, data) in ((records[0], entries[0]), (records[-1], entries[-1])):
-        if rec.read_bytes() != data:
-            raise UserError("unexpected packed faceset layout (entries are not where their sizes put them)", pack)
+        raise UserError(f"{len(missing)} of {len(faces)} images have no face metadata (not aligned faces; "
+                        "remove them or extract faces again)", missing[0].where)
+    records = [_record(f, m) for f, m in zip(faces, metas)]
+    one_face_type(((r.name, r.face_type) for r in records), faceset.where)
+    if face_type is not None:
+        check_face_type(records, face_type)
     return records
 
 
-def _record(name: str, path: str, meta: _LightMeta, offset: int = -1, length: int = -1) -> FaceRecord:
+def _record(face: Face, meta: _LightMeta) -> FaceRecord:
     face_type, landmarks, brows, source = meta
-    where = f"{path}:{name}" if offset >= 0 else path
     if landmarks.shape != (68, 2):
-        raise UserError(f"the face has {len(landmarks)} landmarks; training needs the 68-point set", where)
-    return FaceRecord(name, path, face_type, landmarks, brows, source, offset, length)
-
-
-def _face_type_of(rec: FaceRecord) -> FaceType:
-    try:
-        return FaceType.from_string(rec.face_type)
-    except UserError as e:
-        raise UserError(e.problem, rec.where) from None
-
-
-def _check_one_face_type(records: Sequence[FaceRecord], where: Path) -> None:
-    first: dict[FaceType, FaceRecord] = {}
-    for rec in records:
-        first.setdefault(_face_type_of(rec), rec)
-        if len(first) > 1:
-            (ta, a), (tb, b) = first.items()
-            raise UserError(f"mixed face types: {a.name} is {ta.long_name}, {b.name} is {tb.long_name}; "
-                            "a faceset holds one face type (extract again or split the folder)", where)
+        raise UserError(f"the face has {len(landmarks)} landmarks; training needs the 68-point set", face.where)
+    entry = face.entry
+    return FaceRecord(face.name, str(face.path), face_type, landmarks, brows, source,
+                      -1 if entry is None else entry.offset, -1 if entry is None else entry.size)
 
 
 def check_face_type(records: Sequence[FaceRecord], face_type: str) -> None:
@@ -243,7 +189,7 @@ def check_face_type(records: Sequence[FaceRecord], face_type: str) -> None:
     target = FaceType.from_string(face_type)
     seen: set[FaceType] = set()
     for rec in records:
-        ft = _face_type_of(rec)
+        ft = rec.face_type
         if ft in seen:
             continue
         seen.add(ft)
@@ -292,7 +238,7 @@ def _load_face(rec: FaceRecord, target: FaceType, res: int, masks: bool, eyes_mo
             em = np.zeros_like(full)
         stack = np.rint(np.dstack([full, em]) * 255.0).astype(np.uint8)
 
-    if FaceType.from_string(meta.face_type) == target:
+    if meta.face_type == target:
         shrink = cv2.INTER_AREA if res < min(h, w) else cv2.INTER_CUBIC
         image = cv2.resize(image, (res, res), interpolation=shrink)
         if stack is not None:

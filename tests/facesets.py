@@ -38,10 +38,10 @@ def make_frames(photo: str | Path, out_dir: Path, count: int = 4, frame_size: tu
 
 def extract_faces(frames: list[Path], aligned_dir: Path, size: int = 128, face_type: str = "whole_face") -> list[Path]:
     """Run the real extractor (in this process) over `frames`; returns the aligned face files."""
-    from mainscripts.extractor import ExtractSettings, FrameExtractor, FrameJob
+    from mainscripts.extract_stages import FrameExtractor, FrameJob, FrameSettings
 
     aligned_dir.mkdir(parents=True, exist_ok=True)
-    worker = FrameExtractor(ExtractSettings(output_dir=aligned_dir, face_type=face_type, image_size=size))
+    worker = FrameExtractor(FrameSettings(output_dir=aligned_dir, face_type=face_type, image_size=size))
     for frame in frames:
         worker(FrameJob(frame))
     return sorted(aligned_dir.glob("*.jpg"))
@@ -59,7 +59,7 @@ def make_faceset(photos: list[str], out_dir: Path, per_photo: int = 4, size: int
 
 def blurred_copy(src: Path, dst: Path, sigma: float = 3.0) -> Path:
     """Copy an aligned face with its pixels blurred and its metadata kept (a 'bad' face)."""
-    from core.aligned_face import load_aligned_face, write_aligned_face
+    from faceset.face_file import load_aligned_face, write_aligned_face
 
     image, meta = load_aligned_face(src)
     write_aligned_face(dst, cv2.GaussianBlur(image, (0, 0), sigma), meta)
@@ -71,3 +71,19 @@ def copy_faceset(faceset: Path, tmp_path: Path) -> Path:
     folder = tmp_path / "aligned"
     shutil.copytree(faceset, folder)
     return folder
+
+
+def write_legacy_pack(pack_file: Path, entries: list[tuple[str, bytes]]) -> None:
+    """A pack in the first format (magic header + JSON index + bytes), as the toolkit wrote them
+    before packs became zips; only read now, so only tests write it."""
+    import hashlib
+    import json
+    import struct
+    index, offset = [], 0
+    for name, data in entries:
+        index.append({"name": name, "offset": offset, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+        offset += len(data)
+    blob = json.dumps({"format": "facekit.packed_faceset", "version": 1, "count": len(index),
+                       "entries": index}).encode("ascii")
+    Path(pack_file).write_bytes(b"FACEPAK\0" + struct.pack(">IQ", 1, len(blob)) + blob
+                                + b"".join(data for _, data in entries))

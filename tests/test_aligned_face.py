@@ -10,14 +10,15 @@ import cv2
 import numpy as np
 import pytest
 
-from core.aligned_face import (
+from core.errors import UserError
+from facelib.face_type import FaceType
+from faceset.face_file import (
     FaceMeta,
     load_aligned_face,
     read_face_meta,
     update_face_meta,
     write_aligned_face,
 )
-from core.errors import UserError
 
 DATA = Path(__file__).parent / "data"
 
@@ -135,7 +136,7 @@ def test_minimal_meta_round_trip(tmp_path, face_bgr):
     path = tmp_path / "f.jpg"
     write_aligned_face(path, face_bgr, meta)
     back = read_face_meta(path)
-    assert back.face_type == "full_face" and back.source_rect is None and back.xseg_mask is None
+    assert back.face_type.long_name == "full_face" and back.source_rect is None and back.xseg_mask is None
     assert back.seg_ie_polys is None and back.identity is None and back.extra == {}
     assert back.eyebrows_expand_mod == 1.0
 
@@ -155,7 +156,7 @@ def test_update_keeps_image_bytes(tmp_path, face_bgr):
     before_segs, before_scan = _walk(path.read_bytes())
 
     new = _full_meta(rng, mask_size=200)
-    new.face_type = "head"
+    new.face_type = FaceType.HEAD
     update_face_meta(path, new)
 
     after_segs, after_scan = _walk(path.read_bytes())
@@ -217,7 +218,7 @@ def test_other_tools_app11_is_ignored_and_kept(tmp_path, face_bgr):
     update_face_meta(path, FaceMeta(face_type="full_face", landmarks=np.zeros((68, 2))))
     new_segs, new_scan = _walk(path.read_bytes())
     assert (0xEB, jumbf) in new_segs and new_scan == scan
-    assert read_face_meta(path).face_type == "full_face"
+    assert read_face_meta(path).face_type.long_name == "full_face"
 
 
 # ---- broken files -----------------------------------------------------------------------------
@@ -304,7 +305,7 @@ def test_dfl_file_loads(tmp_path, face_bgr, variant):
 
     image, meta = load_aligned_face(path)
     assert image.shape == face_bgr.shape
-    assert meta.face_type == "whole_face"
+    assert meta.face_type.long_name == "whole_face"
     np.testing.assert_array_equal(meta.landmarks, d["landmarks"])
     assert meta.source_filename == "00042.png"
     assert meta.source_rect == (101, 57, 388, 349)
@@ -363,7 +364,7 @@ def test_dfl_old_file_without_face_type_defaults_to_full(tmp_path, face_bgr):
     path = tmp_path / "f.jpg"
     path.write_bytes(_dfl_jpeg(face_bgr, pickle.dumps(d)))
     meta = read_face_meta(path)
-    assert meta.face_type == "full_face" and meta.seg_ie_polys is None and meta.image_to_face_mat is None
+    assert meta.face_type.long_name == "full_face" and meta.seg_ie_polys is None and meta.image_to_face_mat is None
 
 
 class _Evil:

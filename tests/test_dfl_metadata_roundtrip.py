@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
-from core.aligned_face import load_aligned_face, read_face_meta
-from core.dfl_restricted_pickle import restricted_loads
+from faceset.dfl_pickle import restricted_loads
+from faceset.face_file import load_aligned_face, read_face_meta
 from tests.conftest import run_cli
 from tests.facesets import make_faceset
 
@@ -39,7 +39,7 @@ def _dfl_dict_of(face: Path, polys: bool, mask: bool) -> dict:
     """The face's metadata with the types DFL's extractor and XSeg tools write."""
     _, meta = load_aligned_face(face)
     d = {
-        "face_type": meta.face_type,
+        "face_type": meta.face_type.long_name,
         "landmarks": meta.landmarks.tolist(),
         "source_filename": meta.source_filename,
         "source_rect": np.array(meta.source_rect),

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.aligned_face import load_aligned_face, read_face_meta
-from core.dfl_restricted_pickle import restricted_loads
 from core.errors import UserError
-from core.packed_faceset import PACK_NAME
 from core.rename_journal import JOURNAL_NAME, STAGING_NAME, finish_interrupted
+from faceset.dfl_pickle import restricted_loads
+from faceset.face_file import load_aligned_face, read_face_meta
+from faceset.pack import PACK_NAME
 from tests.conftest import run_cli
 from tests.facesets import make_faceset
 
@@ -246,7 +246,7 @@ def _dfl_head(face: Path, landmarks: bool = True) -> bytes:
     """The face's DFL dict pickled as DFL does, without its final STOP, so that a test can append one
     more key (SETITEM) and STOP."""
     _, meta = load_aligned_face(face)
-    d = {"face_type": meta.face_type, "source_filename": meta.source_filename}
+    d = {"face_type": meta.face_type.long_name, "source_filename": meta.source_filename}
     if landmarks:
         d["landmarks"] = meta.landmarks.tolist()
     return pickle.dumps(d, protocol=3)[:-1]

@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
-from core.aligned_face import FaceMeta, load_aligned_face, read_face_meta, update_face_meta
-from core.packed_faceset import PACK_NAME, read_packed, write_packed
+from faceset.face_file import FaceMeta, load_aligned_face, read_face_meta, update_face_meta
+from faceset.pack import PACK_NAME, read_packed
 from tests.conftest import run_cli
-from tests.facesets import copy_faceset, make_faceset
+from tests.facesets import copy_faceset, make_faceset, write_legacy_pack
 
 POLY = np.array([[30, 30], [90, 30], [90, 90], [30, 90]], np.float32)  # a square, face pixels
 
@@ -87,7 +87,7 @@ def test_damaged_pack_is_refused_and_nothing_is_written(faceset, tmp_path):
     for p in folder.glob("*.jpg"):
         p.unlink()
     pak = folder / PACK_NAME
-    write_packed(pak, entries)
+    write_legacy_pack(pak, entries)  # the first format, still read (zip packs: tests/test_faceset.py)
     good = pak.read_bytes()
     for damaged, reason in ((good[:-100], "truncated"), (good[:-50] + bytes([good[-50] ^ 0xFF]) + good[-49:], "SHA-256"),
                             (b"PK\x03\x04" + good[4:], "not a packed faceset")):
