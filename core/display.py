@@ -15,6 +15,7 @@ import sys
 import threading
 from pathlib import Path
 
+WINDOW_WIDTH = 1368  # DFL's initial width of its windows (merger preview, manual extraction)
 PROBE_TIMEOUT_S = 5.0  # an unreachable TCP display can block connect() for minutes
 
 

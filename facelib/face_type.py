@@ -62,3 +62,4 @@ _SHORT = {
     FaceType.HEAD: "head",
 }
 _BY_NAME = {**{v: k for k, v in _LONG.items()}, **{v: k for k, v in _SHORT.items()}}
+SHORT_NAMES: tuple[str, ...] = tuple(_SHORT.values())  # h, mf, f, wf, head: the codes models and prompts offer

@@ -1,274 +1,179 @@
 """`extract`: frames in, aligned faceset out (detect -> 68 landmarks -> align -> JPEG with FaceMeta).
 
-Frames are processed by a pool of worker processes, each loading its models once. Every face file is
-written atomically and every finished frame is appended to a journal in the output folder, so a
-killed run resumes exactly where it stopped (frames with no face included) and never leaves a
-truncated JPEG. With `--smooth-landmarks` the landmarks of the whole sequence are found first,
-smoothed across frames, and only then aligned and written.
+The settings are declared once (EXTRACT_OPTIONS): each has a flag, a DFL-style prompt asked when the flag
+is missing and stdin is a terminal, and a default used without one. `extract` runs in stages (see
+mainscripts/extract_stages.py): check the folders, complete the settings, plan the frames from the resume
+journal, find faces first where a pass needs them (manual window, smoothed landmarks), run the worker
+pool that writes the faces, an optional manual pass over frames without a face, and the report.
 """
 from __future__ import annotations
 
 import functools
-import json
-import os
-import shutil
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Sequence
-
-import cv2
-import numpy as np
+from typing import Any, Mapping
 
 from core import interact, log
-from core.aligned_face import FaceMeta, read_face_meta, write_aligned_face
 from core.devices import DeviceChoice
+from core.display import WINDOW_WIDTH
 from core.errors import UserError
-from core.fileio import disk_error, ensure_writable_dir, is_partial, list_images, require_dir
-from core.image_io import read_image, write_image
-from core.workers import default_worker_count, run_pool
-from facelib.align import align, invert_affine, transform_points
-from facelib.detected_face import DetectedFace
-from facelib.draw import BLUE, RED, draw_crop_square, draw_landmarks, draw_rect
-from facelib.face_type import FaceType
+from core.fileio import ensure_writable_dir, list_images, require_dir
+from core.settings import Option, never, parse_flags, resolve
+from core.workers import default_worker_count
+from facelib.face_type import SHORT_NAMES, FaceType
+from facelib.identity import DEFAULT_THRESHOLD
+from mainscripts.extract_stages import (
+    AUTO_DETECTORS,
+    FrameJob,
+    FrameSettings,
+    Journal,
+    detect_and_smooth,
+    existing_faces,
+    frames_to_do,
+    is_face,
+    make_worker,
+    manual_faces,
+    remove_faces_of,
+    run_jobs,
+    start_over,
+    trash_dir,
+)
 
-EXTRACT_FACE_TYPES = ("half_face", "midfull_face", "full_face", "whole_face", "head")
-AUTO_DETECTORS = ("centerface", "dlib-hog")
-JOURNAL_NAME = ".extract_journal.jsonl"
-DEBUG_JPEG_QUALITY = 50
-MAX_CROP_TO_RECT_AREA = 4.0  # DFL's sanity filter: a crop far larger than the detector box is a bad fit
+DETECTORS = (*AUTO_DETECTORS, "manual")
+EXTRACT_FACE_TYPES = tuple(FaceType.from_string(code).long_name for code in SHORT_NAMES)
+
+
+def _face_type_code(text: str) -> str:
+    """A face type's short code from its code or long name (full_face -> f); ValueError when not one."""
+    code = FaceType.from_string(text).short_name
+    if code is None:
+        raise ValueError(text)
+    return code
+
+
+def _at_least_zero(value: int, _others: Mapping[str, Any]) -> str | None:
+    return "0 or more" if value < 0 else None
+
+
+# DFL's questions, in DFL's order; the last ones have a flag but no prompt.
+EXTRACT_OPTIONS: tuple[Option, ...] = (
+    Option("detector", "centerface", "Face detector. centerface: fast and accurate. dlib-hog: classic HOG. "
+           "manual: place each face yourself in a window.", "Choose detector", choices=DETECTORS, argparse_choices=True),
+    Option("face_type", "wf", "How much of the head the aligned face covers: half, mid-full, full, whole face, head "
+           "(long names such as whole_face accepted).", "Face type", choices=SHORT_NAMES, normalize=_face_type_code),
+    Option("max_faces", 0, "Keep the N largest faces of each frame; 0 keeps all.", "Max number of faces from image",
+           "int", flag_name="--max-faces-from-image", check=_at_least_zero),
+    Option("image_size", lambda o: 768 if o.get("face_type") == "head" else 512,
+           "Side of the aligned face images in pixels (default 512, 768 for head).", "Image size", "int",
+           valid_range=(64, 4096)),
+    Option("jpeg_quality", 90, "JPEG quality of the aligned faces.", "Jpeg quality", "int", valid_range=(1, 100)),
+    Option("output_debug", False, "Also write <output-dir>_debug/<frame>.jpg with landmarks, detector box and crop drawn.",
+           "Write debug images to aligned_debug?", "bool", switch=True),
+    Option("workers", None, "Worker processes (default: one per CPU core, at most 8; 0 = in this process).",
+           kind="int", ask_if=never, check=_at_least_zero),
+    Option("resume", None, "Continue a partly extracted folder (asked when it holds faces, default yes).",
+           "Continue extraction", "bool", ask_if=never, switch=True, negative="--force",
+           negative_help="Start over: move the faces already in the output folder to <output-dir>_trash "
+                         "(other files stay)."),
+    Option("reference_faces", (), "Keep only faces of the person in these photos (identity filter).", kind="paths",
+           ask_if=never, flag_name="--reference-face"),
+    Option("identity_threshold", DEFAULT_THRESHOLD, "Max face-embedding distance to the reference photos "
+           "(lower = stricter).", kind="float", valid_range=(0.0, 2.0), ask_if=never),
+    Option("smooth_landmarks", False, "Smooth landmarks across consecutive video frames (removes jitter, no lag).",
+           kind="bool", ask_if=never, switch=True),
+    Option("manual_fix", False, "After the automatic pass, place faces by hand in frames where none was found.",
+           kind="bool", ask_if=never, switch=True),
+    Option("manual_window_size", WINDOW_WIDTH, "Width of the manual window in pixels.", kind="int",
+           valid_range=(320, 8192), ask_if=never),
+)
 
 
 @dataclass(frozen=True)
 class ExtractSettings:
-    """Everything a worker needs to turn a frame into aligned faces (picklable, sent once per worker)."""
+    """extract's settings, one field per EXTRACT_OPTIONS entry; None = not given (asked, or the default)."""
 
-    output_dir: Path
-    detector: str = "centerface"
-    face_type: str = "whole_face"
-    image_size: int = 512
-    jpeg_quality: int = 90
-    max_faces: int = 0  # 0 = all
-    min_face: int = 32
-    debug_dir: Path | None = None
-    reference_faces: tuple[Path, ...] = ()
-    identity_threshold: float = 0.6
+    detector: str | None = None
+    face_type: str | None = None  # a short code (wf) once parsed
+    max_faces: int | None = None
+    image_size: int | None = None
+    jpeg_quality: int | None = None
+    output_debug: bool | None = None
+    workers: int | None = None
+    resume: bool | None = None  # None: ask when the folder already holds faces
+    reference_faces: tuple[Path, ...] | None = None
+    identity_threshold: float | None = None
+    smooth_landmarks: bool | None = None
+    manual_fix: bool | None = None
+    manual_window_size: int | None = None
+
+    @classmethod
+    def from_flags(cls, given: Mapping[str, Any]) -> ExtractSettings:
+        """The settings given on the command line (core.settings.flags_given), each checked by its declaration."""
+        return cls(**parse_flags(EXTRACT_OPTIONS, given))
+
+    def given(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+    def complete(self) -> ExtractSettings:
+        """Every setting decided: what was given, else the prompt on a terminal, else the default."""
+        return replace(self, **resolve(EXTRACT_OPTIONS, None, self.given(), ask_overrides=False))
+
+    def frame_settings(self, out_dir: Path, debug_dir: Path | None) -> FrameSettings:
+        return FrameSettings(output_dir=out_dir, detector=self.detector, face_type=self.long_face_type,
+                             image_size=self.image_size, jpeg_quality=self.jpeg_quality, max_faces=self.max_faces,
+                             debug_dir=debug_dir, reference_faces=tuple(self.reference_faces),
+                             identity_threshold=self.identity_threshold)
+
+    @property
+    def long_face_type(self) -> str:
+        return FaceType.from_string(self.face_type).long_name
+
+
+if {f.name for f in fields(ExtractSettings)} != {o.key for o in EXTRACT_OPTIONS}:
+    raise RuntimeError("ExtractSettings' fields must be exactly EXTRACT_OPTIONS' keys")
 
 
 @dataclass
-class FrameJob:
-    """One frame to process; `faces` given means detection already happened (smoothing, manual)."""
+class _Run:
+    """One extraction: where from and to, the decided settings, and what is left to do."""
 
-    path: Path
-    faces: list[DetectedFace] | None = None
-    detect_only: bool = False
+    in_dir: Path
+    out_dir: Path
+    settings: ExtractSettings
+    frames: list[Path]
+    journal: Journal
+    debug_dir: Path | None
+    debug: bool
+    envs: list[dict[str, str]] | None
+    todo: list[Path] = None  # type: ignore[assignment]
 
-
-@dataclass
-class FrameOutcome:
-    frame: str
-    faces_written: int = 0
-    faces: list[DetectedFace] = field(default_factory=list)  # filled for detect_only jobs
-    rejected_identity: int = 0
-    write_error: str | None = None  # a face or debug image could not be written (disk full ...)
-
-
-# --- worker side -------------------------------------------------------------------------------
-
-class FrameExtractor:
-    """Per-process state: the detector, the identity filter and the settings, loaded once."""
-
-    def __init__(self, settings: ExtractSettings):
-        self.s = settings
-        self.face_type = FaceType.from_string(settings.face_type)
-        self.detector = None
-        if settings.detector in AUTO_DETECTORS:
-            from facelib.detectors import get_detector
-            self.detector = get_detector(settings.detector, min_face=settings.min_face,
-                                         max_faces=settings.max_faces or None)
-        self.identity = None
-        if settings.reference_faces:
-            from facelib.identity import IdentityFilter
-            self.identity = IdentityFilter(list(settings.reference_faces), threshold=settings.identity_threshold)
-
-    def __call__(self, job: FrameJob) -> FrameOutcome:
-        image = read_image(job.path)
-        faces = job.faces if job.faces is not None else self.find_faces(image)
-        if job.detect_only:
-            return FrameOutcome(job.path.name, faces=faces)
-        return self.write_faces(job.path, image, faces)
-
-    def find_faces(self, image: np.ndarray) -> list[DetectedFace]:
-        from facelib.landmarks import landmarks
-        if self.detector is None:
-            return []
-        faces = self.detector.detect(image)
-        for face in faces:
-            face.landmarks = landmarks(image, face)
-        return [f for f in faces if self._plausible(f)]
-
-    def _plausible(self, face: DetectedFace) -> bool:
-        """DFL's sanity check: for face types up to full, the crop must not dwarf the detector box."""
-        if self.face_type > FaceType.FULL_NO_ALIGN or face.area <= 0:
-            return True
-        mat = align(face.landmarks, self.s.image_size, self.face_type)
-        crop_area = (self.s.image_size / np.sqrt(abs(np.linalg.det(mat[:, :2])))) ** 2
-        return crop_area <= MAX_CROP_TO_RECT_AREA * face.area
-
-    def write_faces(self, frame_path: Path, image: np.ndarray, faces: list[DetectedFace]) -> FrameOutcome:
-        outcome = FrameOutcome(frame_path.name)
-        kept = []
-        for face in faces:
-            if self.identity is not None and not self.identity.matches(image, face.landmarks):
-                outcome.rejected_identity += 1
-                continue
-            kept.append(face)
-        if self.s.max_faces:
-            kept = kept[: self.s.max_faces]
-        try:
-            self._write(frame_path, image, kept)
-        except (UserError, OSError) as e:  # not a bad frame: the run cannot go on (see _run_jobs)
-            outcome.write_error = str(e) if isinstance(e, UserError) else str(disk_error(e, e.filename or frame_path))
-            return outcome
-        outcome.faces_written = len(kept)
-        return outcome
-
-    def _write(self, frame_path: Path, image: np.ndarray, kept: list[DetectedFace]) -> None:
-        size = self.s.image_size
-        debug = image.copy() if self.s.debug_dir is not None else None
-        for idx, face in enumerate(kept):
-            mat = align(face.landmarks, size, self.face_type)
-            crop = cv2.warpAffine(image, mat, (size, size), flags=cv2.INTER_LANCZOS4)
-            meta = FaceMeta(
-                face_type=self.face_type.long_name,
-                landmarks=transform_points(face.landmarks, mat),
-                source_filename=frame_path.name,
-                source_rect=tuple(int(round(v)) for v in face.rect),
-                source_landmarks=face.landmarks,
-                image_to_face_mat=mat,
-            )
-            write_aligned_face(self.s.output_dir / f"{frame_path.stem}_{idx}.jpg", crop, meta, self.s.jpeg_quality)
-            if debug is not None:
-                draw_landmarks(debug, face.landmarks)
-                draw_rect(debug, face.rect, BLUE)
-                draw_crop_square(debug, invert_affine(mat), size, RED)
-        if debug is not None:
-            write_image(self.s.debug_dir / f"{frame_path.stem}.jpg", debug, DEBUG_JPEG_QUALITY)
+    @property
+    def workers(self) -> int:
+        return default_worker_count() if self.settings.workers is None else self.settings.workers
 
 
-def _make_worker(settings: ExtractSettings) -> FrameExtractor:
-    cv2.setNumThreads(1)  # parallelism comes from the worker processes; avoid oversubscribing cores
-    return FrameExtractor(settings)
-
-
-# --- resume journal ----------------------------------------------------------------------------
-
-class Journal:
-    """Append-only record of finished frames (`{"frame": name, "faces": n}` per line).
-
-    A line is written only after all of a frame's faces are on disk, so a frame in the journal is
-    complete; a torn last line from a kill is ignored.
-    """
-
-    def __init__(self, output_dir: Path):
-        self.path = output_dir / JOURNAL_NAME
-
-    def done_frames(self) -> dict[str, int]:
-        done: dict[str, int] = {}
-        if not self.path.exists():
-            return done
-        for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                entry = json.loads(line)
-                done[entry["frame"]] = int(entry["faces"])
-            except (ValueError, KeyError, TypeError):
-                continue
-        return done
-
-    def record(self, frame: str, faces: int) -> None:
-        try:
-            with open(self.path, "a", encoding="utf-8") as f:
-                f.write(json.dumps({"frame": frame, "faces": faces}) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-        except OSError as e:
-            raise disk_error(e, self.path) from None
-
-    def clear(self) -> None:
-        self.path.unlink(missing_ok=True)
-
-
-def _existing_faces(output_dir: Path) -> list[Path]:
-    """Files named like faces (`*.jpg`); whether they are faces is `_is_face`'s question."""
-    return [p for p in output_dir.glob("*.jpg") if p.is_file() and not is_partial(p)]
-
-
-def _is_face(path: Path) -> bool:
-    """An aligned face (our metadata or DFL's): the only kind of file extract ever removes or moves."""
-    try:
-        return read_face_meta(path) is not None
-    except UserError:  # unreadable, not a JPEG, damaged metadata: not ours to touch
-        return False
-
-
-def _remove_faces_of(output_dir: Path, frame_stems: set[str]) -> None:
-    """Faces a killed run wrote for frames it never finished (so those frames are redone cleanly)."""
-    for p in _existing_faces(output_dir):
-        if p.stem.rpartition("_")[0] in frame_stems and _is_face(p):
-            p.unlink()
-
-
-# --- orchestration -----------------------------------------------------------------------------
-
-def _ask_settings(detector, face_type, max_faces, image_size, jpeg_quality, output_debug):
-    detector = interact.pick(detector, lambda: interact.ask_str(
-        "Choose detector", "centerface", choices=(*AUTO_DETECTORS, "manual"),
-        help_text="centerface: fast and accurate (default). dlib-hog: classic HOG. manual: place each face yourself."))
-    face_type = interact.pick(face_type, lambda: interact.ask_str(
-        "Face type", "wf", choices=("h", "mf", "f", "wf", "head"),
-        help_text="How much of the head the aligned face covers: half, mid-full, full, whole face, head."))
-    face_type = FaceType.from_string(face_type).long_name
-    if face_type not in EXTRACT_FACE_TYPES:
-        raise UserError(f"--face-type must be one of {', '.join(EXTRACT_FACE_TYPES)}, got '{face_type}'")
-    max_faces = interact.pick(max_faces, lambda: interact.ask_int(
-        "Max number of faces from image", 0, help_text="Keep the N largest faces of each frame; 0 keeps all."))
-    default_size = 768 if face_type == "head" else 512
-    image_size = interact.pick(image_size, lambda: interact.ask_int(
-        "Image size", default_size, (256, 2048), help_text="Side of the aligned face images in pixels."))
-    jpeg_quality = interact.pick(jpeg_quality, lambda: interact.ask_int("Jpeg quality", 90, (1, 100)))
-    output_debug = interact.pick(output_debug, lambda: interact.ask_bool(
-        "Write debug images to aligned_debug?", False))
-    if max_faces < 0:
-        raise UserError(f"--max-faces-from-image must be 0 or more, got {max_faces}")
-    if not 64 <= image_size <= 4096:
-        raise UserError(f"--image-size must be from 64 to 4096, got {image_size}")
-    if not 1 <= jpeg_quality <= 100:
-        raise UserError(f"--jpeg-quality must be from 1 to 100, got {jpeg_quality}")
-    return detector, face_type, max_faces, image_size, jpeg_quality, output_debug
-
-
-def _decide_resume(output_dir: Path, journal: Journal, resume: bool | None) -> bool:
-    """True to continue a previous run, False to start over (moving its faces to the trash)."""
-    if not journal.path.exists() and not any(_is_face(p) for p in _existing_faces(output_dir)):
-        return True
-    if resume is not None:
-        return resume
-    return interact.ask_bool(
-        f"{output_dir} already holds faces. Continue extraction", True,
-        help_text=f"y: keep them and process only the frames not done yet. n: move them to {_trash_dir(output_dir)} "
-                  "and start over (other files stay where they are).")
-
-
-def extract(input_dir: str, output_dir: str, *, detector: str | None = None, face_type: str | None = None,
-            max_faces: int | None = None, image_size: int | None = None, jpeg_quality: int | None = None,
-            output_debug: bool | None = None, workers: int | None = None, resume: bool | None = None,
-            reference_faces: Sequence[str] = (), identity_threshold: float = 0.6,
-            smooth_landmarks: bool = False, manual_fix: bool = False, manual_window_size: int = 1368,
+def extract(input_dir: str | Path, output_dir: str | Path, settings: ExtractSettings | None = None, *,
             debug: bool = False, device: DeviceChoice | None = None) -> dict[str, int]:
     """Extract aligned faces from every image in `input_dir` into `output_dir`; returns the counts.
 
+    Settings left None are asked on a terminal (defaults without one) once the folders check out.
     `device` (from --cpu-only / --force-gpu-idxs) is handed to every worker process as its
     environment; None leaves the workers this process's environment."""
+    run = _prepare(input_dir, output_dir, settings or ExtractSettings(), debug, device)
+    _plan(run)
+    s = run.settings
+    log.info(f"Extracting {s.long_face_type} faces at {s.image_size}px with {s.detector} from {len(run.todo)} frames "
+             f"({run.workers or 'no'} worker processes{', CPU only' if device is not None and device.cpu_only else ''})")
+    factory = functools.partial(make_worker, s.frame_settings(run.out_dir, run.debug_dir))
+    given = _faces_found_first(run, factory)
+    stats = _write_faces(run, factory, given)
+    _report(run, stats)
+    return stats
+
+
+def _prepare(input_dir: str | Path, output_dir: str | Path, settings: ExtractSettings, debug: bool,
+             device: DeviceChoice | None) -> _Run:
+    """Stage 1: check the folders, then decide every setting (prompts come after the folders check out)."""
     in_dir = require_dir(input_dir, "frame folder")
     frames = list_images(in_dir)
     if not frames:
@@ -276,61 +181,78 @@ def extract(input_dir: str, output_dir: str, *, detector: str | None = None, fac
     out_dir = ensure_writable_dir(output_dir)
     if out_dir.resolve() == in_dir.resolve():
         raise UserError("the output folder must differ from the input folder", out_dir)
-    detector, face_type, max_faces, image_size, jpeg_quality, output_debug = _ask_settings(
-        detector, face_type, max_faces, image_size, jpeg_quality, output_debug)
-    if detector not in (*AUTO_DETECTORS, "manual"):
-        raise UserError(f"--detector must be one of {', '.join((*AUTO_DETECTORS, 'manual'))}, got '{detector}'")
-    refs = tuple(Path(p) for p in reference_faces)
-    for ref in refs:
+    settings = settings.complete()
+    if settings.long_face_type not in EXTRACT_FACE_TYPES:  # defensive: the declaration only offers these
+        raise UserError(f"--face-type must be one of {', '.join(EXTRACT_FACE_TYPES)}, got '{settings.face_type}'")
+    for ref in settings.reference_faces:
         if not ref.is_file():
             raise UserError("reference face image not found", ref)
-    debug_dir = out_dir.parent / f"{out_dir.name}_debug" if output_debug else None
-
-    journal = Journal(out_dir)
-    if _decide_resume(out_dir, journal, resume):
-        todo = _frames_to_do(frames, out_dir, journal)
-        if len(todo) < len(frames):
-            log.info(f"Resuming: {len(frames) - len(todo)} of {len(frames)} frames already done")
-    else:
-        _start_over(out_dir, journal, debug_dir, frames)
-        todo = list(frames)
-    if debug_dir is not None:
-        ensure_writable_dir(debug_dir)
-
-    settings = ExtractSettings(output_dir=out_dir, detector=detector, face_type=face_type, image_size=image_size,
-                               jpeg_quality=jpeg_quality, max_faces=max_faces, debug_dir=debug_dir,
-                               reference_faces=refs, identity_threshold=identity_threshold)
-    n_workers = default_worker_count() if workers is None else workers
+    debug_dir = out_dir.parent / f"{out_dir.name}_debug" if settings.output_debug else None
     envs = [device.env()] if device is not None else None
-    log.info(f"Extracting {face_type} faces at {image_size}px with {detector} from {len(todo)} frames "
-             f"({n_workers or 'no'} worker processes{', CPU only' if device is not None and device.cpu_only else ''})")
+    return _Run(in_dir, out_dir, settings, frames, Journal(out_dir), debug_dir, debug, envs)
 
-    given: dict[int, list[DetectedFace]] = {}
-    if detector == "manual":
-        decided = _manual_faces(todo, manual_window_size)  # frames left undecided (q) stay to do
-        todo = [todo[i] for i in sorted(decided)]
-        given = {new: decided[old] for new, old in enumerate(sorted(decided))}
-    elif smooth_landmarks:
-        given = _detect_and_smooth(todo, settings, n_workers, debug, envs)
 
-    todo_names = {f.name for f in todo}
-    previous = journal.done_frames()
-    stats = {"images": len(frames), "faces": sum(n for name, n in previous.items() if name not in todo_names),
+def _plan(run: _Run) -> None:
+    """Stage 2: the frames to do — resume from the journal, or start over (the old faces to the trash)."""
+    if _decide_resume(run.out_dir, run.journal, run.settings.resume):
+        run.todo = frames_to_do(run.frames, run.out_dir, run.journal)
+        if len(run.todo) < len(run.frames):
+            log.info(f"Resuming: {len(run.frames) - len(run.todo)} of {len(run.frames)} frames already done")
+    else:
+        start_over(run.out_dir, run.journal, run.debug_dir, run.frames)
+        run.todo = list(run.frames)
+    if run.debug_dir is not None:
+        ensure_writable_dir(run.debug_dir)
+
+
+def _decide_resume(output_dir: Path, journal: Journal, resume: bool | None) -> bool:
+    """True to continue a previous run, False to start over (moving its faces to the trash)."""
+    if not journal.path.exists() and not any(is_face(p) for p in existing_faces(output_dir)):
+        return True
+    if resume is not None:
+        return resume
+    return interact.ask_bool(
+        f"{output_dir} already holds faces. Continue extraction", True,
+        help_text=f"y: keep them and process only the frames not done yet. n: move them to {trash_dir(output_dir)} "
+                  "and start over (other files stay where they are).")
+
+
+def _faces_found_first(run: _Run, factory) -> dict[int, list]:
+    """Stage 3: faces decided before the write pass — placed by hand (manual detector), or found for the
+    whole sequence and smoothed across frames (--smooth-landmarks). {index in run.todo: faces}."""
+    s = run.settings
+    if s.detector == "manual":
+        decided = manual_faces(run.todo, s.manual_window_size)  # frames left undecided (q) stay to do
+        order = sorted(decided)
+        run.todo = [run.todo[i] for i in order]
+        return {new: decided[old] for new, old in enumerate(order)}
+    if s.smooth_landmarks:
+        return detect_and_smooth(run.todo, factory.args[0], run.workers, run.debug, run.envs)
+    return {}
+
+
+def _write_faces(run: _Run, factory, given: dict[int, list]) -> dict[str, int]:
+    """Stage 4: the worker pool writes every frame's faces (journalled); then the --manual-fix pass."""
+    todo_names = {f.name for f in run.todo}
+    previous = run.journal.done_frames()
+    stats = {"images": len(run.frames), "faces": sum(n for name, n in previous.items() if name not in todo_names),
              "skipped": 0, "no_face": 0, "identity_rejected": 0}
-    factory = functools.partial(_make_worker, settings)
-    jobs = [FrameJob(f, given.get(i)) for i, f in enumerate(todo)]
-    _remove_faces_of(out_dir, {job.path.stem for job in jobs})
-    no_face = _run_jobs(factory, jobs, n_workers, journal, stats, debug, "Extracting faces", envs)
-
-    if manual_fix and no_face:
+    jobs = [FrameJob(f, given.get(i)) for i, f in enumerate(run.todo)]
+    remove_faces_of(run.out_dir, {job.path.stem for job in jobs})
+    no_face = run_jobs(factory, jobs, run.workers, run.journal, stats, run.debug, "Extracting faces", run.envs)
+    if run.settings.manual_fix and no_face:
         log.info(f"Manual pass over the {len(no_face)} frames where no face was found")
-        fixed = _manual_faces(no_face, manual_window_size)
+        fixed = manual_faces(no_face, run.settings.manual_window_size)
         fix_jobs = [FrameJob(no_face[i], faces) for i, faces in sorted(fixed.items()) if faces]
         fixed_paths = {j.path for j in fix_jobs}
-        still_missing = _run_jobs(factory, fix_jobs, 0, journal, stats, debug, "Writing manual faces", envs)
+        still_missing = run_jobs(factory, fix_jobs, 0, run.journal, stats, run.debug, "Writing manual faces", run.envs)
         no_face = [p for p in no_face if p not in fixed_paths or p in still_missing]
     stats["no_face"] = len(no_face)
+    return stats
 
+
+def _report(run: _Run, stats: dict[str, int]) -> None:
+    """Stage 5: the counts, DFL style; an error when no frame at all could be read."""
     log.info("-------------------------")
     log.info(f"Images found:        {stats['images']}")
     log.info(f"Faces detected:      {stats['faces']}")
@@ -341,114 +263,5 @@ def extract(input_dir: str, output_dir: str, *, detector: str | None = None, fac
     if stats["skipped"]:
         log.warning(f"Skipped files:       {stats['skipped']} (see the messages above)")
     log.info("-------------------------")
-    if todo and stats["skipped"] == len(todo):
-        raise UserError(f"none of the {len(todo)} images could be processed", in_dir)
-    return stats
-
-
-def _frames_to_do(frames: list[Path], out_dir: Path, journal: Journal) -> list[Path]:
-    """Frames not finished by an earlier run. Without a journal (a faceset made by another tool or
-    an older version), a frame that has faces in the folder counts as done."""
-    if journal.path.exists():
-        done = journal.done_frames()
-        return [f for f in frames if f.name not in done]
-    stems_with_faces = {p.stem.rpartition("_")[0] for p in _existing_faces(out_dir)}
-    return [f for f in frames if f.stem not in stems_with_faces]
-
-
-def _trash_dir(out_dir: Path) -> Path:
-    return out_dir.parent / f"{out_dir.name}_trash"  # DFL's <dir>_trash, shared with sort
-
-
-def _start_over(out_dir: Path, journal: Journal, debug_dir: Path | None, frames: list[Path]) -> None:
-    """--force: move the earlier run's faces to `<dir>_trash/extract_<time>/` and delete its debug
-    images. Each face moves by one rename, so a kill leaves it in one place or the other; files
-    that are not aligned faces (and debug-folder files not named after a frame) are never touched."""
-    journal.clear()  # first: a journal must never claim frames whose faces were moved away
-    faces = [p for p in _existing_faces(out_dir) if _is_face(p)]
-    moved = set(faces)
-    others = [p for p in out_dir.iterdir() if p.is_file() and p not in moved
-              and not p.name.startswith(".") and not is_partial(p)]
-    if faces:
-        trash = _new_trash_folder(_trash_dir(out_dir))
-        for p in faces:
-            try:
-                shutil.move(p, trash / p.name)
-            except OSError as e:
-                raise disk_error(e, trash / p.name) from None
-        log.info(f"Moved {len(faces)} faces of the previous extraction to {trash}")
-    if debug_dir is not None and debug_dir.is_dir():
-        stems = {f.stem for f in frames}
-        for p in debug_dir.glob("*.jpg"):
-            if p.stem in stems and p.is_file():
-                p.unlink()
-            elif p.is_file():
-                others.append(p)
-    if others:
-        log.info(f"{len(others)} other files (not written by extract) were left alone, e.g. {others[0]}")
-
-
-def _new_trash_folder(trash_root: Path) -> Path:
-    stamp = time.strftime("extract_%Y%m%d-%H%M%S")
-    for n in range(1000):
-        folder = trash_root / (stamp if n == 0 else f"{stamp}_{n}")
-        try:
-            folder.mkdir(parents=True)
-            return folder
-        except FileExistsError:
-            continue
-        except OSError as e:
-            raise disk_error(e, folder) from None
-    raise UserError("could not make a new trash folder", trash_root)
-
-
-def _run_jobs(factory, jobs: list[FrameJob], workers: int, journal: Journal, stats: dict[str, int],
-              debug: bool, desc: str, envs: list[dict[str, str]] | None = None) -> list[Path]:
-    """Run frame jobs on the pool, journal each finished frame, count; returns frames with no face."""
-    no_face: list[Path] = []
-    for result in run_pool(factory, jobs, workers=workers, name_of=lambda j: j.path.name,
-                           desc=desc, unit="frame", worker_envs=envs, debug=debug):
-        if not result.ok:
-            stats["skipped"] += 1
-            log.warning(result.error if str(jobs[result.index].path) in result.error else f"{result.name}: {result.error}")
-            continue
-        outcome: FrameOutcome = result.value
-        if outcome.write_error is not None:  # disk full or the like: stop, and leave the frame undone
-            raise UserError(outcome.write_error)
-        stats["faces"] += outcome.faces_written
-        stats["identity_rejected"] += outcome.rejected_identity
-        if outcome.faces_written == 0:
-            no_face.append(jobs[result.index].path)
-        journal.record(outcome.frame, outcome.faces_written)
-    return no_face
-
-
-def _manual_faces(frames: list[Path], window_size: int) -> dict[int, list[DetectedFace]]:
-    """Run the manual window; returns {frame index: [face]} for accepted frames ([] when skipped)."""
-    from mainscripts.manual_extract import run_manual_pass
-    from core.display import display_problem
-    problem = display_problem()
-    if problem is not None:
-        raise UserError(f"manual extraction opens a window: run it in a desktop session ({problem})")
-    decided = run_manual_pass(frames, window_size=window_size)
-    return {i: ([face] if face is not None else []) for i, face in decided.items()}
-
-
-def _detect_and_smooth(frames: list[Path], settings: ExtractSettings, workers: int, debug: bool,
-                       envs: list[dict[str, str]] | None = None) -> dict[int, list[DetectedFace]]:
-    """First pass of --smooth-landmarks: landmarks for every frame, then smoothed across frames."""
-    from facelib.smoothing import smooth_sequence
-    factory = functools.partial(_make_worker, settings)
-    found: dict[int, list[DetectedFace]] = {}
-    for result in run_pool(factory, [FrameJob(f, detect_only=True) for f in frames], workers=workers,
-                           name_of=lambda j: j.path.name, desc="Finding landmarks", unit="frame",
-                           worker_envs=envs, debug=debug):
-        if result.ok:
-            found[result.index] = result.value.faces
-    # Unreadable frames break tracks like a frame without a face; they are reported in the write pass.
-    sequence = [[f.landmarks for f in found.get(i, [])] for i in range(len(frames))]
-    smoothed = smooth_sequence(sequence)
-    for i, faces in found.items():
-        for face, points in zip(faces, smoothed[i]):
-            face.landmarks = points
-    return found
+    if run.todo and stats["skipped"] == len(run.todo):
+        raise UserError(f"none of the {len(run.todo)} images could be processed", run.in_dir)

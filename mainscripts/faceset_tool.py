@@ -20,17 +20,17 @@ import cv2
 import numpy as np
 
 from core import interact, log
-from core.aligned_face import FaceMeta, load_aligned_face, read_face_meta, write_aligned_face
 from core.errors import UserError
-from core.fileio import IMAGE_EXTENSIONS, list_images, remove_stale_partials, require_dir
-from core.packed_faceset import is_packed
+from core.fileio import IMAGE_EXTENSIONS, remove_stale_partials, require_dir
 from core.rename_journal import finish_interrupted
 from core.workers import default_worker_count, run_pool
 from facelib.align import align, transform_points
-from facelib.face_type import FaceType
+from facelib.face_type import SHORT_NAMES, FaceType
+from faceset.face_file import FaceMeta, load_aligned_face, write_aligned_face
+from faceset.faceset import Faceset
 
 RECROP_TYPES = (FaceType.HALF, FaceType.MID_FULL, FaceType.FULL, FaceType.WHOLE_FACE, FaceType.HEAD)  # by coverage
-FACE_TYPE_CHOICES = ("h", "mf", "f", "wf", "head", "same")
+FACE_TYPE_CHOICES = (*SHORT_NAMES, "same")
 DEFAULT_SIZE = 512
 SIZE_RANGE = (32, 4096)
 POOL_THRESHOLD = 64
@@ -56,7 +56,7 @@ def resize_face(image: np.ndarray, meta: FaceMeta, size: int,
     h, w = image.shape[:2]
     if h != w:
         raise UserError(f"aligned faces are square; this one is {w}x{h}")
-    current = FaceType.from_string(meta.face_type)
+    current = meta.face_type
     target = current if face_type is None else FaceType(face_type)
     if target == current:
         mat = scale_matrix(w, size)
@@ -96,14 +96,15 @@ def transform_meta(meta: FaceMeta, mat: np.ndarray, image_hw: tuple[int, int], s
     mask = None
     if meta.xseg_mask is not None:  # the mask covers the face image at its own resolution
         mh, mw = meta.xseg_mask.shape
-        to_image = np.array([[image_hw[1] / mw, 0, (image_hw[1] / mw - 1) / 2], [0, image_hw[0] / mh, (image_hw[0] / mh - 1) / 2]])
+        to_image = np.array([[image_hw[1] / mw, 0, (image_hw[1] / mw - 1) / 2],
+                             [0, image_hw[0] / mh, (image_hw[0] / mh - 1) / 2]])
         mask_mat = (_as3(mat) @ _as3(to_image))[:2]
         mask = np.clip(cv2.warpAffine(meta.xseg_mask, mask_mat, (size, size), flags=cv2.INTER_LINEAR), 0.0, 1.0)
     image_to_face = None
     if meta.image_to_face_mat is not None:
         image_to_face = (_as3(mat) @ _as3(meta.image_to_face_mat))[:2]
     return FaceMeta(
-        face_type=face_type.long_name,
+        face_type=face_type,
         landmarks=transform_points(meta.landmarks, mat),
         source_filename=meta.source_filename,
         source_rect=meta.source_rect,
@@ -158,25 +159,25 @@ def resize_faceset(input_dir: str | Path, image_size: int | None = None, face_ty
         raise UserError(f"--jpeg-quality must be 1..100, got {jpeg_quality}")
     finish_interrupted(folder)
     remove_stale_partials(folder, target_suffixes=IMAGE_EXTENSIONS)  # faces of a killed metadata write
-    files = list_images(folder)
-    if not files:
-        raise UserError("the faces are packed in faceset.pak; run util --unpack-faceset first" if is_packed(folder)
-                        else "no images in this folder", folder)
+    faceset = Faceset.open(folder)
+    faceset.require_folder("resize")  # it replaces the faces in place
+    if not len(faceset):
+        raise UserError("no images in this folder", folder)
     out_dir = folder.parent / f"{folder.name}_resized"
     if out_dir.exists() and any(out_dir.iterdir()):
         raise UserError("the output folder is not empty (a previous resize?); merge or delete it first", out_dir)
     out_dir.mkdir(exist_ok=True)
     jobs = []
-    for p in files:
+    for face in faceset:
         try:
-            has_meta = read_face_meta(p) is not None
+            has_meta = face.meta() is not None
         except UserError as e:
-            log.warning(f"{p.name}: {e.problem}; skipped")
+            log.warning(f"{face.name}: {e.problem}; skipped")
             continue
         if not has_meta:
-            log.warning(f"{p.name}: no face metadata; skipped")
+            log.warning(f"{face.name}: no face metadata; skipped")
             continue
-        jobs.append(ResizeJob(p, out_dir / p.name))
+        jobs.append(ResizeJob(face.path, out_dir / face.name))
     if not jobs:
         raise UserError("no aligned faces in this folder", folder)
     if workers is None:

@@ -1,6 +1,6 @@
 """Manual extraction window ("Manual pass"): the user places one face per frame with the mouse.
 
-DFL's rhythm (reference/dfl.md §3.6): the face rectangle follows the mouse, the wheel resizes it,
+DFL's manual-extract rhythm: the face rectangle follows the mouse, the wheel resizes it,
 the 68 landmarks are shown live on it, a left click locks it, Enter accepts the face and moves on,
 Space marks the frame as having no face, `,` / `.` step back and forth, `q` stops (frames not yet
 decided stay undecided) and `h` hides the help.
@@ -27,6 +27,7 @@ from typing import Mapping, Sequence
 import cv2
 import numpy as np
 
+from core.display import WINDOW_WIDTH
 from core.image_io import read_image
 from facelib.detected_face import DetectedFace
 from facelib.draw import draw_landmarks, draw_rect
@@ -308,7 +309,7 @@ def window_title(state: ManualState, name: str) -> str:
 
 
 def run_manual_pass(frames: Sequence[Path], *, initial: dict[int, DetectedFace] | None = None,
-                    window_size: int = 1368) -> dict[int, DetectedFace | None]:
+                    window_size: int = WINDOW_WIDTH) -> dict[int, DetectedFace | None]:
     """Let the user place one face per frame in the "Manual pass" window.
 
     Returns, for each frame index the user decided on, the accepted face (square rect and 68

@@ -1,4 +1,4 @@
-"""`merge`: put the trained src face onto every dst frame (DFL's merger, reference/dfl.md §8).
+"""`merge`: put the trained src face onto every dst frame (DFL's merger).
 
 Orchestration only: check the inputs, load the model, choose interactive or batch, and hand over to
 merger/ (window, session, batch pipeline). Without a terminal and without --config, it merges in
@@ -15,9 +15,9 @@ from core import interact, log
 from core.errors import UserError
 from core.fileio import ensure_writable_dir, remove_stale_partials
 from core.folder_lock import FolderLock
+from core.settings import resolve
 from core.workers import default_worker_count
-from merger.config import (COLOR_TRANSFER_MODES, HIST_MATCH_MODES, MASK_MODES, MODES, RANGES, SHARPEN_MODES,
-                           MergeConfig, default_config, load_config)
+from merger.config import MERGE_OPTIONS, MergeConfig, default_config, load_config
 from merger.frames import FrameInfo, check_frame_sizes, collect_frames
 from merger.pipeline import output_paths, run_merge
 from merger.session import legacy_session_path, load_session, new_session, session_path
@@ -26,29 +26,9 @@ CPU_ENV = {"CUDA_VISIBLE_DEVICES": "-1", "JAX_PLATFORMS": "cpu"}  # compositing 
 
 
 def ask_settings(base: MergeConfig) -> MergeConfig:
-    """DFL's console questions, once for all frames (batch mode with a terminal)."""
-    def num(name: str, question: str) -> int:
-        lo, hi = RANGES[name]
-        return interact.ask_int(question, getattr(base, name), (lo, hi))
-
-    mode = interact.ask_str("Mode", base.mode, MODES)
-    values = {"mode": mode}
-    if mode in HIST_MATCH_MODES:
-        values["hist_match_threshold"] = num("hist_match_threshold", "Hist match threshold")
-    if mode == "hist-match":
-        values["masked_hist_match"] = interact.ask_bool("Masked hist match?", base.masked_hist_match)
-    values["mask_mode"] = interact.ask_str("Mask mode", base.mask_mode, MASK_MODES)
-    values["erode"] = num("erode", "Choose erode mask modifier")
-    values["blur"] = num("blur", "Choose blur mask modifier")
-    values["motion_blur"] = num("motion_blur", "Choose motion blur power")
-    values["output_face_scale"] = num("output_face_scale", "Choose output face scale modifier")
-    values["color_transfer"] = interact.ask_str("Color transfer to predicted face", base.color_transfer, COLOR_TRANSFER_MODES)
-    values["sharpen_mode"] = interact.ask_str("Choose sharpen mode", base.sharpen_mode, SHARPEN_MODES)
-    values["sharpen_amount"] = num("sharpen_amount", "Choose blur/sharpen amount")
-    values["image_denoise"] = num("image_denoise", "Choose image degrade by denoise power")
-    values["bicubic_degrade"] = num("bicubic_degrade", "Choose image degrade by bicubic rescale power")
-    values["color_degrade"] = num("color_degrade", "Degrade color power of final image")
-    return base.replace(**values)
+    """DFL's console questions, once for all frames (batch mode with a terminal): each setting's prompt,
+    range or choices and help come from its declaration in merger.config.MERGE_OPTIONS."""
+    return base.replace(**resolve(MERGE_OPTIONS, base.to_dict(), {}, ask_overrides=True))
 
 
 def _stale_outputs(infos: list[FrameInfo], output_dir: Path) -> int:

@@ -21,19 +21,19 @@ import cv2
 import numpy as np
 
 from core import interact, log
-from core.aligned_face import FaceMeta, load_aligned_face, read_face_meta, update_face_meta
 from core.errors import UserError
-from core.fileio import IMAGE_EXTENSIONS, list_images, natural_key, remove_stale_partials, require_dir
-from core.packed_faceset import is_packed
+from core.fileio import IMAGE_EXTENSIONS, natural_key, remove_stale_partials, require_dir
 from core.rename_journal import Move, finish_interrupted, move_files
+from core.settings import Option
 from core.workers import default_worker_count, run_pool
 from facelib.masks import hull_mask
 from facelib.pose import estimate_pose
+from faceset.face_file import FaceMeta, load_aligned_face, read_face_meta, update_face_meta
+from faceset.faceset import Faceset
 
 POOL_THRESHOLD = 64  # below this many faces, starting worker processes costs more than it saves
 DEFAULT_TARGET_COUNT = 2000
 ORIGINAL_NAME_KEY = "original_name"
-_EMPTY_PACKED = "the faces are packed in faceset.pak; run util --unpack-faceset first"
 
 
 # --- per-image features (computed in workers) --------------------------------------------------
@@ -360,27 +360,25 @@ ALIASES = {"final": "best-faces", "final-by-blur": "best-faces", "final-fast": "
            "final-by-size": "best-faces-faster"}
 CHOICES = tuple(BY_KEY) + tuple(ALIASES)
 DEFAULT_METHOD = "hist"
+METHOD_OPTION = Option(
+    "by", DEFAULT_METHOD, "Sort method: " + "; ".join(f"{m.key}: {m.title}" for m in METHODS) + ". final-by-blur/"
+    "final-by-size are DFL's names for best-faces/best-faces-faster.", "Sort method", choices=tuple(BY_KEY),
+    argparse_choices=True,
+    normalize=lambda name: ALIASES.get(name.strip().lower(), name.strip().lower()),
+    menu=tuple((m.key, m.title) for m in METHODS))
 
 
 def resolve_method(name: str | None) -> Method:
     """The method for a CLI name (DFL's final-by-* names included); the menu when none is given."""
     if name is None:
-        return _ask_method()
-    key = ALIASES.get(name.strip().lower(), name.strip().lower())
-    if key not in BY_KEY:
-        raise UserError(f"unknown sort method '{name}' (choose from {', '.join(CHOICES)})")
-    return BY_KEY[key]
-
-
-def _ask_method() -> Method:
-    default = [m.key for m in METHODS].index(DEFAULT_METHOD)
-    if not interact.is_interactive():
-        log.info(f"no --by given: sorting by {DEFAULT_METHOD} (default; stdin is not a terminal)")
-        return BY_KEY[DEFAULT_METHOD]
-    print("Choose a sort method:")
-    for i, m in enumerate(METHODS):
-        print(f"  [{i}] {m.title}")
-    return METHODS[interact.ask_int("Sort method", default, (0, len(METHODS) - 1))]
+        if not interact.is_interactive():
+            log.info(f"no --by given: sorting by {DEFAULT_METHOD} (default; stdin is not a terminal)")
+            return BY_KEY[DEFAULT_METHOD]
+        return BY_KEY[METHOD_OPTION.ask(DEFAULT_METHOD)]
+    try:
+        return BY_KEY[METHOD_OPTION.parse(name)]
+    except ValueError:
+        raise UserError(f"unknown sort method '{name}' (choose from {', '.join(CHOICES)})") from None
 
 
 # --- orchestration --------------------------------------------------------------------------------
@@ -455,9 +453,11 @@ def sort_faceset(input_dir: str | Path, by: str | None = None, *, target_count: 
     if method.key == "absdiff":
         opts.similar = interact.pick(similar, lambda: interact.ask_bool("Sort by similar?", True,
                                      help_text="y: similar faces next to each other; n: most different first"))
-    files = list_images(folder)
+    faceset = Faceset.open(folder)
+    faceset.require_folder("sort")  # it renames the faces and writes their original names
+    files = [face.path for face in faceset]
     if not files:
-        raise UserError(_EMPTY_PACKED if is_packed(folder) else "no images in this folder", folder)
+        raise UserError("no images in this folder", folder)
     log.info(f"Sorting {len(files)} files by {method.title}")
     faces, rejects = load_faces(files, method.features, workers, debug)
     for p, why in rejects:
@@ -498,5 +498,5 @@ def _apply(folder: Path, method: str, kept: list[Face], trash: list[Path]) -> So
 
 def menu_help() -> str:
     """The methods as the --help text lists them."""
-    return "; ".join(f"{m.key}: {m.title}" for m in METHODS)
+    return "; ".join(f"{title_key}: {title}" for title_key, title in METHOD_OPTION.menu)
 

@@ -1,4 +1,4 @@
-"""Every merger setting in one dataclass, with DFL's defaults, ranges and key map (reference §8.3-8.5).
+"""Every merger setting in one dataclass, with DFL's defaults, ranges and key map.
 
 The interactive window, the batch `--config merge.json` file and the saved session all use this one
 type. Keys are pure functions (`apply_key(cfg, key) -> cfg`), so the key map is testable without a
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import UserError
+from core.settings import Option, parse_dict
 
 MODES = ("original", "overlay", "hist-match", "seamless", "seamless-hist-match", "raw-rgb", "raw-predict")
 MODE_KEYS = {"`": "original", "1": "overlay", "2": "hist-match", "3": "seamless", "4": "seamless-hist-match",
@@ -22,53 +23,79 @@ COLOR_TRANSFER_MODES = ("none", "rct", "lct", "mkl", "mkl-m", "idt", "idt-m", "s
 SHARPEN_MODES = ("none", "box", "gaussian")
 HIST_MATCH_MODES = ("hist-match", "seamless-hist-match")
 
-# Numeric settings: (min, max). DFL's ranges.
-RANGES: dict[str, tuple[int, int]] = {
-    "hist_match_threshold": (0, 255),
-    "erode": (-400, 400),
-    "blur": (0, 400),
-    "motion_blur": (0, 100),
-    "output_face_scale": (-50, 50),
-    "sharpen_amount": (-100, 100),
-    "image_denoise": (0, 500),
-    "bicubic_degrade": (0, 100),
-    "color_degrade": (0, 100),
-}
-CHOICES: dict[str, tuple[str, ...]] = {
-    "mode": MODES, "mask_mode": MASK_MODES, "color_transfer": COLOR_TRANSFER_MODES, "sharpen_mode": SHARPEN_MODES,
-}
+
+def _knob(key: str, default: int, lo: int, hi: int, question: str, help_text: str, **kw: Any) -> Option:
+    """A numeric merger setting: a whole number kept within DFL's range (keys may step past it)."""
+    return Option(key, default, help_text, question, "int", valid_range=(lo, hi), clamp=True, **kw)
+
+
+# Every merger setting, declared once, in DFL's question order: type, default, range or choices, help and
+# prompt. MergeConfig's fields, its JSON file, its clamping and the console questions all come from here.
+MERGE_OPTIONS: tuple[Option, ...] = (
+    Option("mode", "overlay", "How the predicted face is put into the frame.", "Mode", choices=MODES),
+    _knob("hist_match_threshold", 238, 0, 255, "Hist match threshold",
+          "Histogram matching threshold of the hist-match modes.", ask_if=lambda o: o.get("mode") in HIST_MATCH_MODES),
+    Option("masked_hist_match", True, "Match histograms inside the face mask only (hist-match mode).",
+           "Masked hist match?", "bool", ask_if=lambda o: o.get("mode") == "hist-match"),
+    Option("mask_mode", "learned-prd*learned-dst", "Which mask blends the face: full square, dst hull, or the "
+           "model's learned masks of the predicted and/or dst face.", "Mask mode", choices=MASK_MODES),
+    _knob("erode", 0, -400, 400, "Choose erode mask modifier",
+          "Erode (>0) or dilate (<0) the mask, pixels at 4x model resolution."),
+    _knob("blur", 0, 0, 400, "Choose blur mask modifier", "Feather the mask edge, pixels at 4x model resolution."),
+    _knob("motion_blur", 0, 0, 100, "Choose motion blur power",
+          "Blur the face along its motion between frames, % of that motion."),
+    _knob("output_face_scale", 0, -50, 50, "Choose output face scale modifier",
+          "Paste the predicted face larger (>0) or smaller (<0), in %."),
+    Option("color_transfer", "rct", "Colour transfer from the dst face to the predicted face.",
+           "Color transfer to predicted face", choices=COLOR_TRANSFER_MODES),
+    Option("sharpen_mode", "none", "Sharpening filter used by a positive sharpen amount.", "Choose sharpen mode",
+           choices=SHARPEN_MODES),
+    _knob("sharpen_amount", 0, -100, 100, "Choose blur/sharpen amount", "Sharpen (>0, with sharpen mode) or "
+          "median-blur (<0) the face."),
+    _knob("image_denoise", 0, 0, 500, "Choose image degrade by denoise power",
+          "Median-blur the frame background to match a soft fake face."),
+    _knob("bicubic_degrade", 0, 0, 100, "Choose image degrade by bicubic rescale power",
+          "Down- and up-scale the frame background to match a soft fake face."),
+    _knob("color_degrade", 0, 0, 100, "Degrade color power of final image",
+          "Blend the output with a 256-colour version of itself, in %."),
+)
+BY_KEY: dict[str, Option] = {o.key: o for o in MERGE_OPTIONS}
+RANGES: dict[str, tuple[int, int]] = {o.key: (int(o.valid_range[0]), int(o.valid_range[1]))
+                                      for o in MERGE_OPTIONS if o.valid_range}
+CHOICES: dict[str, tuple[str, ...]] = {o.key: o.choices for o in MERGE_OPTIONS if o.choices}
+
+
+def _default(key: str) -> Any:
+    return BY_KEY[key].default
 
 
 @dataclass(frozen=True)
 class MergeConfig:
-    """How a frame is merged. Immutable: keys return a new config, so per-frame copies never alias."""
+    """How a frame is merged (see MERGE_OPTIONS for each setting). Immutable: keys return a new config, so
+    per-frame copies never alias. Every value goes through its declaration: numbers are clamped into DFL's
+    range, anything else that does not fit is a ValueError naming the setting."""
 
-    mode: str = "overlay"
-    mask_mode: str = "learned-prd*learned-dst"
-    erode: int = 0  # mask erode (>0) / dilate (<0), pixels at 4x model resolution
-    blur: int = 0  # mask feather, gaussian kernel in pixels at 4x model resolution
-    motion_blur: int = 0  # % of the face's motion between frames used as a blur length
-    output_face_scale: int = 0  # % larger (>0) or smaller (<0) paste of the predicted face
-    color_transfer: str = "rct"
-    sharpen_mode: str = "none"
-    sharpen_amount: int = 0  # >0 sharpen (with sharpen_mode), <0 median blur
-    hist_match_threshold: int = 238
-    masked_hist_match: bool = True
-    image_denoise: int = 0  # median-blur the frame background to match a soft fake face
-    bicubic_degrade: int = 0  # down/up-scale the frame background
-    color_degrade: int = 0  # % blend with a 256-colour version of the output
+    mode: str = _default("mode")
+    mask_mode: str = _default("mask_mode")
+    erode: int = _default("erode")
+    blur: int = _default("blur")
+    motion_blur: int = _default("motion_blur")
+    output_face_scale: int = _default("output_face_scale")
+    color_transfer: str = _default("color_transfer")
+    sharpen_mode: str = _default("sharpen_mode")
+    sharpen_amount: int = _default("sharpen_amount")
+    hist_match_threshold: int = _default("hist_match_threshold")
+    masked_hist_match: bool = _default("masked_hist_match")
+    image_denoise: int = _default("image_denoise")
+    bicubic_degrade: int = _default("bicubic_degrade")
+    color_degrade: int = _default("color_degrade")
 
     def __post_init__(self) -> None:
-        for name, choices in CHOICES.items():
-            if getattr(self, name) not in choices:
-                raise ValueError(f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
-        for name, (lo, hi) in RANGES.items():
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"{name} must be a whole number, got {value!r}")
-            object.__setattr__(self, name, min(hi, max(lo, value)))  # clamp into DFL's range
-        if not isinstance(self.masked_hist_match, bool):
-            raise ValueError(f"masked_hist_match must be true or false, got {self.masked_hist_match!r}")
+        for opt in MERGE_OPTIONS:
+            try:
+                object.__setattr__(self, opt.key, opt.parse(getattr(self, opt.key)))
+            except ValueError as e:
+                raise ValueError(f"{opt.key} {e}") from None
 
     def replace(self, **changes: Any) -> MergeConfig:
         """A copy with `changes`, clamped like every config."""
@@ -78,18 +105,17 @@ class MergeConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], base: MergeConfig | None = None) -> MergeConfig:
-        """A config from JSON data; missing keys keep `base`'s values (defaults), unknown keys are
-        an error (a typo would otherwise be ignored silently). Raises ValueError."""
-        if not isinstance(data, dict):
-            raise ValueError("a merge config must be a JSON object")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown setting(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-        values = (base or cls()).to_dict()
-        values.update(data)
-        return cls(**values)
+    def from_dict(cls, data: dict[str, Any], base: MergeConfig | None = None, path: Any = None) -> MergeConfig:
+        """A config from JSON data; missing keys keep `base`'s values (defaults), unknown keys are an error
+        (a typo would otherwise be ignored silently). A bad value is a UserError naming `path` and the key,
+        or without a `path` (a config inside a session file) a ValueError."""
+        try:
+            values = parse_dict(MERGE_OPTIONS, data, path, what="bad merge config: {key}", unknown="error")
+        except UserError as e:
+            if path is None:
+                raise ValueError(e.problem) from None
+            raise
+        return cls(**{**(base or cls()).to_dict(), **values})
 
     def describe(self) -> str:
         """The settings as the console and the window show them, one per line, only those in effect."""
@@ -134,10 +160,7 @@ def load_config(path: str | Path, base: MergeConfig | None = None) -> MergeConfi
         raise UserError(f"cannot read merge config ({e})", path) from None
     except json.JSONDecodeError as e:
         raise UserError(f"merge config is not valid JSON ({e.msg} at line {e.lineno})", path) from None
-    try:
-        return MergeConfig.from_dict(data, base)
-    except (TypeError, ValueError) as e:
-        raise UserError(f"bad merge config: {e}", path) from None
+    return MergeConfig.from_dict(data, base, path)
 
 
 def save_config(path: str | Path, cfg: MergeConfig) -> None:
@@ -206,3 +229,8 @@ def apply_key(cfg: MergeConfig, key: str, default_mode: str = "overlay") -> Merg
     if key == "z" and cfg.mode == "hist-match":
         return cfg.replace(masked_hist_match=not cfg.masked_hist_match)
     return cfg
+
+
+if [f.name for f in fields(MergeConfig)] != [f.name for f in fields(MergeConfig) if f.name in BY_KEY] \
+        or len(BY_KEY) != len(fields(MergeConfig)):
+    raise RuntimeError("MergeConfig's fields must be exactly MERGE_OPTIONS' keys")

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from models.options import Option
+from core.settings import Option
+from facelib.face_type import SHORT_NAMES as FACE_TYPES
+from facelib.face_type import FaceType
 
-FACE_TYPES = ("h", "mf", "f", "wf", "head")
 CT_MODES = ("none", "rct", "lct", "mkl", "idt", "sot")
 
 
@@ -15,7 +16,8 @@ def _even_third(o: dict[str, Any]) -> int:
 
 
 def _wide_face(o: dict[str, Any]) -> bool:
-    return str(o.get("face_type", "f")) in ("wf", "head")
+    code = str(o.get("face_type", "f"))
+    return code in FACE_TYPES and FaceType.from_string(code) in (FaceType.WHOLE_FACE, FaceType.HEAD)
 
 
 ARCHI_TYPES = ("df", "liae")
@@ -53,8 +55,10 @@ COMMON_OPTIONS: tuple[Option, ...] = (
            "Autobackup every N hour", "int", valid_range=(0, 24), alias="--autobackup-hours"),
     Option("write_preview_history", False, "Save preview images to <model>_history every few hundred iterations.",
            "Write preview history", "bool"),
-    Option("random_src_flip", False, "Random horizontal flips of src faces: more angles, less likeness.", "Flip SRC faces randomly", "bool"),
-    Option("random_dst_flip", True, "Random horizontal flips of dst faces: better generalisation.", "Flip DST faces randomly", "bool"),
+    Option("random_src_flip", False, "Random horizontal flips of src faces: more angles, less likeness.",
+           "Flip SRC faces randomly", "bool"),
+    Option("random_dst_flip", True, "Random horizontal flips of dst faces: better generalisation.",
+           "Flip DST faces randomly", "bool"),
     Option("batch_size", 4, "Faces per side per iteration. Larger trains better per step but needs more memory.",
            "Batch_size", "int", valid_range=(1, 256)),
 )
@@ -76,7 +80,8 @@ SAEHD_OPTIONS: tuple[Option, ...] = (
     Option("masked_training", True, "Train only inside the face mask (whole face / head); off trains the whole square.",
            "Masked training", "bool", ask_if=_wide_face),
     Option("eyes_mouth_prio", False, "Extra weight on eyes and mouth (helps gaze and teeth).", "Eyes and mouth priority", "bool"),
-    Option("uniform_yaw", False, "Sample faces evenly over head turn (helps profiles in small facesets).", "Uniform yaw distribution of samples", "bool"),
+    Option("uniform_yaw", False, "Sample faces evenly over head turn (helps profiles in small facesets).",
+           "Uniform yaw distribution of samples", "bool"),
     Option("adabelief", True, "AdaBelief optimizer (DFL's default); n uses RMSprop.", "Use AdaBelief optimizer?", "bool"),
     Option("lr_dropout", False, "Update 30% of the weights per step with a cyclic learning rate: sharper late in training.",
            "Use learning rate dropout", "bool"),

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from core.aligned_face import read_face_meta
 from core.errors import UserError
 from core.fileio import atomic_path
+from faceset.face_file import read_face_meta
 from tests.conftest import FACES, REPO, run_cli
 from tests.facesets import extract_faces, make_faceset, make_frames
 
@@ -46,6 +46,7 @@ def _disk_full(path) -> None:
 
 # --- 1. extract --force / --resume touch only our faces ----------------------------------------------
 
+@pytest.mark.slow
 def test_force_moves_old_faces_to_trash_and_leaves_other_files_alone(tmp_path):
     make_frames("obama.jpg", tmp_path / "frames", count=2)
     out, debug = tmp_path / "aligned", tmp_path / "aligned_debug"
@@ -82,13 +83,13 @@ def test_force_moves_old_faces_to_trash_and_leaves_other_files_alone(tmp_path):
 
 @pytest.mark.parametrize("which", ["face", "debug"])
 def test_disk_full_ends_extract_naming_the_file_and_journals_only_written_frames(tmp_path, monkeypatch, which):
-    import core.aligned_face
     import core.image_io
+    import faceset.face_file
     from mainscripts import extractor
 
     make_frames("obama.jpg", tmp_path / "frames", count=3)
     out = tmp_path / "aligned"
-    module, full_name = ((core.aligned_face, "00002_0.jpg") if which == "face" else (core.image_io, "00002.jpg"))
+    module, full_name = ((faceset.face_file, "00002_0.jpg") if which == "face" else (core.image_io, "00002.jpg"))
     real = module.atomic_write_bytes
 
     def write(path, data):
@@ -97,16 +98,16 @@ def test_disk_full_ends_extract_naming_the_file_and_journals_only_written_frames
         real(path, data)
 
     monkeypatch.setattr(module, "atomic_write_bytes", write)
-    kwargs = dict(detector="centerface", face_type="wf", max_faces=0, image_size=128, jpeg_quality=90,
-                  output_debug=True, workers=0, resume=True)
+    settings = extractor.ExtractSettings(detector="centerface", face_type="wf", max_faces=0, image_size=128,
+                                         jpeg_quality=90, output_debug=True, workers=0, resume=True)
     with pytest.raises(UserError) as err:
-        extractor.extract(str(tmp_path / "frames"), str(out), **kwargs)
+        extractor.extract(str(tmp_path / "frames"), str(out), settings)
     assert full_name in str(err.value) and "the disk is full" in str(err.value)
     done = extractor.Journal(out).done_frames()
     assert "00001.png" in done and "00002.png" not in done
 
     monkeypatch.setattr(module, "atomic_write_bytes", real)  # space freed: resume finishes the job
-    stats = extractor.extract(str(tmp_path / "frames"), str(out), **kwargs)
+    stats = extractor.extract(str(tmp_path / "frames"), str(out), settings)
     assert stats["faces"] == 3 and _faces(out) == ["00001_0.jpg", "00002_0.jpg", "00003_0.jpg"]
     assert sorted(extractor.Journal(out).done_frames()) == ["00001.png", "00002.png", "00003.png"]
 
@@ -239,18 +240,18 @@ def test_extract_cpu_only_passes_the_choice_to_its_workers(tmp_path, monkeypatch
     assert res.returncode == 1 and "--force-gpu-idxs" in res.stderr
 
     from core.devices import DeviceChoice
-    from mainscripts import extractor
+    from mainscripts import extract_stages, extractor
     envs = []
-    real = extractor.run_pool
+    real = extract_stages.run_pool
 
     def spy(factory, items, **kw):
         envs.append(kw.get("worker_envs"))
         return real(factory, items, **{**kw, "workers": 0})
 
-    monkeypatch.setattr(extractor, "run_pool", spy)
-    extractor.extract(str(tmp_path / "frames"), str(tmp_path / "aligned2"), detector="centerface", face_type="wf",
-                      max_faces=0, image_size=128, jpeg_quality=90, output_debug=False, workers=2,
-                      device=DeviceChoice(cpu_only=True))
+    monkeypatch.setattr(extract_stages, "run_pool", spy)
+    extractor.extract(str(tmp_path / "frames"), str(tmp_path / "aligned2"), extractor.ExtractSettings(
+        detector="centerface", face_type="wf", max_faces=0, image_size=128, jpeg_quality=90, output_debug=False,
+        workers=2), device=DeviceChoice(cpu_only=True))
     assert envs and all(e == [DeviceChoice(cpu_only=True).env()] for e in envs)
     assert envs[0][0]["CUDA_VISIBLE_DEVICES"] == "-1"
 
