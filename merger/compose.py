@@ -1,8 +1,20 @@
-"""Put predicted faces into a dst frame: DFL's per-face recipe (reference/dfl.md §8.2), frame by frame.
+"""Put predicted faces into a dst frame, frame by frame, with DFL's per-face merge recipe.
 
 The model runs elsewhere (batched, in the main process); this module is pure image work and runs in
-the worker processes. Each face is handled inside its own region of interest (the crop squares'
-bounding box), so the cost does not grow with frame size, except for the whole-frame degrade effects.
+the worker processes. One face goes through these steps, each a function below:
+
+1. `face_geometry.face_crops`: the three crops of the face (model input, pasted output scaled by
+   `output_face_scale`, mask post-processing at `mask_ops.SUBRES` x resolution);
+2. `face_mask`: the mask of `mask_mode`, eroded/dilated and feathered (not in the raw modes);
+3. `face_geometry.face_region`: the frame box the face touches (None when it is off the frame);
+4. `mask_in_region`: the mask warped back into that box;
+5. `blend_face`: the mode's blend, one `FaceLayer` per face; overlay / hist-match / seamless go
+   through `_colour_before_paste`, `_paste` (Poisson clone when seamless), and, when any is set,
+   `_post_effects` (colour transfer after a seamless clone, seamless hist-match, motion blur,
+   sharpen/blur, pasted over the denoised / degraded background).
+
+`compose_frame` then stacks the layers over the frame. Each face is handled inside its own region,
+so the cost does not grow with frame size, except for the whole-frame degrade effects.
 """
 from __future__ import annotations
 
@@ -17,6 +29,10 @@ from facelib.align import align, invert_affine, transform_points
 from facelib.face_type import FaceType
 from merger import image_ops, mask_ops
 from merger.config import MergeConfig
+from merger.face_geometry import FaceCrops, FaceRegion, face_crops, face_region
+
+RAW_MODES = ("raw-rgb", "raw-predict")
+NO_EFFECT_MODES = ("original", "raw-rgb")  # modes that never denoise, degrade or colour-degrade the frame
 
 
 @dataclass
@@ -45,177 +61,190 @@ def crop_for_model(frame: np.ndarray, landmarks: np.ndarray, resolution: int, fa
     """
     mat = align(landmarks, resolution, face_type)
     crop = cv2.warpAffine(frame, mat, (resolution, resolution), flags=cv2.INTER_CUBIC)
-    return _to_float(crop)
+    return image_ops.to_float(crop)
 
 
-def _to_float(img: np.ndarray) -> np.ndarray:
-    if img.dtype == np.uint8:
-        return img.astype(np.float32) * (1.0 / 255.0)
-    return np.clip(img.astype(np.float32), 0.0, 1.0)
+# --- step 2: the mask in crop pixels ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CropMask:
+    """The face's mask in crop pixels, at the model resolution and at subres."""
+
+    at_resolution: np.ndarray  # (R, R) float32 0..1: colour-transfer area, raw-predict's mask
+    at_subres: np.ndarray  # (R*SUBRES, R*SUBRES) float32: what is warped into the frame
 
 
-def _roi_of(mats_sizes: list[tuple[np.ndarray, int]], frame_hw: tuple[int, int], margin: int = 2):
-    """Frame box (x0, y0, x1, y1) covering the given crop squares (matrix, size), clipped to the frame."""
-    h, w = frame_hw
-    pts = []
-    for mat, size in mats_sizes:
-        pts.append(transform_points(np.array([(0, 0), (size, 0), (size, size), (0, size)], np.float64), mat, invert=True))
-    pts = np.concatenate(pts)
-    x0 = max(0, int(math.floor(pts[:, 0].min())) - margin)
-    y0 = max(0, int(math.floor(pts[:, 1].min())) - margin)
-    x1 = min(w, int(math.ceil(pts[:, 0].max())) + margin)
-    y1 = min(h, int(math.ceil(pts[:, 1].max())) + margin)
-    if x1 - x0 < 2 or y1 - y0 < 2:
-        return None
-    return x0, y0, x1, y1
+def face_mask(fp: FacePrediction, cfg: MergeConfig, crops: FaceCrops) -> CropMask:
+    """The mask of `cfg.mask_mode`, eroded/dilated and blurred at subres unless the mode is raw."""
+    R = crops.resolution
+    hull = mask_ops.dst_hull(np.asarray(fp.landmarks, np.float64), crops.face_mat, R) if cfg.mask_mode == "dst" else None
+    raw = mask_ops.select_mask(cfg.mask_mode, np.asarray(fp.src_mask, np.float32).reshape(R, R),
+                               np.asarray(fp.dst_mask, np.float32).reshape(R, R), hull)
+    sub = mask_ops.to_subres(raw, R)
+    if cfg.mode not in RAW_MODES:
+        sub = mask_ops.post_process(sub, R, cfg.erode, cfg.blur)
+    at_r = cv2.resize(sub, (R, R), interpolation=cv2.INTER_CUBIC) if sub.shape[0] != R else sub
+    return CropMask(np.clip(at_r, 0.0, 1.0), sub)
 
 
-def _to_roi(mat_crop_to_frame: np.ndarray, x0: int, y0: int) -> np.ndarray:
-    """Shift a crop->frame matrix so it lands in the ROI starting at (x0, y0)."""
-    m = np.array(mat_crop_to_frame, np.float64)
-    m[0, 2] -= x0
-    m[1, 2] -= y0
-    return m
+def raw_prediction(fp: FacePrediction, mask: CropMask) -> tuple[np.ndarray, np.ndarray]:
+    """raw-predict mode's output: the prediction itself and its mask (R x R, uint8)."""
+    return image_ops.to_u8(_prediction(fp)), image_ops.to_u8(mask.at_resolution)
 
 
-def _from_roi(mat_frame_to_crop: np.ndarray, x0: int, y0: int) -> np.ndarray:
-    """A frame->crop matrix that reads from the ROI starting at (x0, y0)."""
-    m = np.array(mat_frame_to_crop, np.float64)
-    m[:, 2] += m[:, :2] @ np.array([x0, y0], np.float64)
-    return m
+def _prediction(fp: FacePrediction) -> np.ndarray:
+    return np.clip(np.asarray(fp.face, np.float32), 0.0, 1.0)
 
+
+# --- step 4: the mask in the frame region ---------------------------------------------------------
+
+def mask_in_region(mask: CropMask, crops: FaceCrops, region: FaceRegion) -> np.ndarray:
+    """The subres mask warped into the region, (h, w, 1) float32 0..1 with noise zeroed."""
+    m = cv2.warpAffine(mask.at_subres, region.to_region(invert_affine(crops.mask_mat)), region.size,
+                       flags=cv2.INTER_CUBIC)
+    m = np.clip(m, 0.0, 1.0)
+    m[m < mask_ops.NOISE] = 0.0
+    return m[..., None]
+
+
+# --- step 5: the mode's blend ---------------------------------------------------------------------
 
 @dataclass
-class _Layer:
-    roi: tuple[int, int, int, int]
-    image: np.ndarray  # (h, w, 3) float32: the ROI as this face leaves it
-    mask: np.ndarray  # (h, w, 1) float32
+class FaceLayer:
+    """What one face leaves in its region: the region's new pixels and where they apply."""
+
+    box: tuple[int, int, int, int]  # (x0, y0, x1, y1) in the frame
+    image: np.ndarray  # (h, w, 3) float32 0..1: the region as this face leaves it
+    mask: np.ndarray  # (h, w, 1) float32 0..1
     degrade_background: bool  # this face asked for the frame background to be degraded
 
 
-def _colour(cfg: MergeConfig, face: np.ndarray, dst_crop: np.ndarray, area: np.ndarray) -> np.ndarray:
+def blend_face(fp: FacePrediction, mask: CropMask, crops: FaceCrops, region: FaceRegion,
+               background: np.ndarray | None, cfg: MergeConfig, motion: Motion) -> FaceLayer:
+    """One face's layer in `cfg.mode` (every mode but raw-predict).
+
+    `background` is the degraded frame (float) when the settings degrade it, else None.
+    """
+    mask_roi = mask_in_region(mask, crops, region)
+    if cfg.mode == "original":
+        return FaceLayer(region.box, region.frame.copy(), mask_roi, False)
+    if cfg.mode == "raw-rgb":
+        return FaceLayer(region.box, _paste_square(_prediction(fp), crops, region), mask_roi, False)
+    if _too_small(mask_roi):  # leave the frame as it is
+        return FaceLayer(region.box, region.frame.copy(), mask_roi, False)
+    return _swap(fp, mask, crops, region, mask_roi, background, cfg, motion)
+
+
+def _paste_square(prd: np.ndarray, crops: FaceCrops, region: FaceRegion) -> np.ndarray:
+    """raw-rgb: the whole predicted square over the frame, ignoring the mask."""
+    R = crops.resolution
+    out_to_roi = region.to_region(invert_affine(crops.out_mat))
+    pasted = cv2.warpAffine(prd, out_to_roi, region.size, flags=cv2.INTER_CUBIC)
+    alpha = cv2.warpAffine(np.ones((R, R), np.float32), out_to_roi, region.size, flags=cv2.INTER_CUBIC)
+    alpha = np.clip(alpha, 0.0, 1.0)[..., None]
+    return np.clip(region.frame * (1.0 - alpha) + pasted * alpha, 0.0, 1.0)
+
+
+def _too_small(mask_roi: np.ndarray) -> bool:
+    """Less than 4 pixels across where the mask is >= 0.1."""
+    big = np.argwhere(mask_roi[..., 0] >= 0.1)
+    return big.size == 0 or min(np.ptp(big[:, 0]), np.ptp(big[:, 1])) < 4
+
+
+def _is_seamless(cfg: MergeConfig) -> bool:
+    return cfg.mode.startswith("seamless")
+
+
+def _degrades_background(cfg: MergeConfig) -> bool:
+    return cfg.image_denoise > 0 or cfg.bicubic_degrade > 0
+
+
+@dataclass(frozen=True)
+class _DstReference:
+    """The dst face in the model's crop and the mask area: what colour matching compares with."""
+
+    crop: np.ndarray  # (R, R, 3) float32
+    area: np.ndarray  # (R, R) float32, 1 where the mask is > 0
+
+
+def _swap(fp: FacePrediction, mask: CropMask, crops: FaceCrops, region: FaceRegion, mask_roi: np.ndarray,
+          background: np.ndarray | None, cfg: MergeConfig, motion: Motion) -> FaceLayer:
+    """overlay / hist-match / seamless / seamless-hist-match: colour-match the prediction, paste it
+    through the mask, then apply the post-effects."""
+    R = crops.resolution
+    dst_crop = cv2.warpAffine(region.whole_frame_u8, crops.face_mat, (R, R), flags=cv2.INTER_CUBIC)
+    dst = _DstReference(image_ops.to_float(dst_crop), (mask.at_resolution > 0).astype(np.float32))
+    prd = _colour_before_paste(_prediction(fp), dst, cfg)
+    pasted = _paste(prd, crops, region, mask_roi, _is_seamless(cfg))
+    image = region.frame * (1.0 - mask_roi) + pasted * mask_roi
+    if _needs_post_effects(cfg):
+        image = _post_effects(image, crops, region, mask_roi, dst, background, cfg, motion)
+    return FaceLayer(region.box, np.clip(image, 0.0, 1.0).astype(np.float32), mask_roi, _degrades_background(cfg))
+
+
+def _colour_transfer(cfg: MergeConfig, face: np.ndarray, dst: _DstReference) -> np.ndarray:
     if cfg.color_transfer == "none":
         return face
-    return color_transfer(cfg.color_transfer, face, dst_crop, area)
+    return color_transfer(cfg.color_transfer, face, dst.crop, dst.area)
 
 
-def _merge_face(frame_u8: np.ndarray, background: np.ndarray | None, fp: FacePrediction,
-                cfg: MergeConfig, resolution: int, face_type: FaceType, motion: Motion) -> _Layer | np.ndarray | None:
-    """One face's layer (or, in raw-predict mode, the prediction itself); None if it is off-frame.
-
-    `background` is the degraded frame (float) when the settings degrade it, else None: the frame
-    is converted to float only inside the face's region.
-    """
-    R = resolution
-    sub = R * mask_ops.SUBRES
-    scale = 1.0 + 0.01 * cfg.output_face_scale
-    lm = np.asarray(fp.landmarks, np.float64)
-    face_mat = align(lm, R, face_type)
-    out_mat = align(lm, R, face_type, scale)
-    mask_mat = align(lm, sub, face_type, scale)
-
-    prd = np.clip(np.asarray(fp.face, np.float32), 0.0, 1.0)
-    hull = mask_ops.dst_hull(lm, face_mat, R) if cfg.mask_mode == "dst" else None
-    wrk = mask_ops.select_mask(cfg.mask_mode, np.asarray(fp.src_mask, np.float32).reshape(R, R),
-                               np.asarray(fp.dst_mask, np.float32).reshape(R, R), hull)
-    wrk_sub = mask_ops.to_subres(wrk, R)
-    raw = cfg.mode in ("raw-rgb", "raw-predict")
-    if not raw:
-        wrk_sub = mask_ops.post_process(wrk_sub, R, cfg.erode, cfg.blur)
-    wrk = cv2.resize(wrk_sub, (R, R), interpolation=cv2.INTER_CUBIC) if wrk_sub.shape[0] != R else wrk_sub
-    wrk = np.clip(wrk, 0.0, 1.0)
-
-    if cfg.mode == "raw-predict":
-        return np.concatenate([prd, wrk[..., None]], axis=-1)
-
-    roi = _roi_of([(face_mat, R), (out_mat, R)], frame_u8.shape[:2])
-    if roi is None:
-        return None
-    x0, y0, x1, y1 = roi
-    rw, rh = x1 - x0, y1 - y0
-    frame_roi = _to_float(frame_u8[y0:y1, x0:x1])
-    mask_roi = cv2.warpAffine(wrk_sub, _to_roi(invert_affine(mask_mat), x0, y0), (rw, rh), flags=cv2.INTER_CUBIC)
-    mask_roi = np.clip(mask_roi, 0.0, 1.0)
-    mask_roi[mask_roi < mask_ops.NOISE] = 0.0
-    mask_roi = mask_roi[..., None]
-
-    if cfg.mode == "original":
-        return _Layer(roi, frame_roi.copy(), mask_roi, False)
-
-    out_to_roi = _to_roi(invert_affine(out_mat), x0, y0)
-    if cfg.mode == "raw-rgb":
-        pasted = cv2.warpAffine(prd, out_to_roi, (rw, rh), flags=cv2.INTER_CUBIC)
-        alpha = cv2.warpAffine(np.ones((R, R), np.float32), out_to_roi, (rw, rh), flags=cv2.INTER_CUBIC)
-        alpha = np.clip(alpha, 0.0, 1.0)[..., None]
-        image = np.clip(frame_roi * (1.0 - alpha) + pasted * alpha, 0.0, 1.0)
-        return _Layer(roi, image, mask_roi, False)
-
-    # Too small a mask (< 4 px across where it is >= 0.1): leave the frame as it is.
-    big = np.argwhere(mask_roi[..., 0] >= 0.1)
-    if big.size == 0 or min(np.ptp(big[:, 0]), np.ptp(big[:, 1])) < 4:
-        return _Layer(roi, frame_roi.copy(), mask_roi, False)
-
-    dst_crop = _to_float(cv2.warpAffine(frame_u8, face_mat, (R, R), flags=cv2.INTER_CUBIC))
-    area = (wrk > 0).astype(np.float32)
-    seamless = cfg.mode.startswith("seamless")
-    if not seamless:
-        prd = _colour(cfg, prd, dst_crop, area)
+def _colour_before_paste(prd: np.ndarray, dst: _DstReference, cfg: MergeConfig) -> np.ndarray:
+    """Colour transfer (seamless modes do it after the clone instead), then hist-match mode's matching."""
+    if not _is_seamless(cfg):
+        prd = _colour_transfer(cfg, prd, dst)
     if cfg.mode == "hist-match":
-        prd = image_ops.hist_match(prd, dst_crop, cfg.hist_match_threshold, area if cfg.masked_hist_match else None)
+        prd = image_ops.hist_match(prd, dst.crop, cfg.hist_match_threshold, dst.area if cfg.masked_hist_match else None)
+    return prd
 
-    pasted = cv2.warpAffine(prd, out_to_roi, (rw, rh), dst=frame_roi.copy(), flags=cv2.INTER_CUBIC,
-                            borderMode=cv2.BORDER_TRANSPARENT)
+
+def _paste(prd: np.ndarray, crops: FaceCrops, region: FaceRegion, mask_roi: np.ndarray, seamless: bool) -> np.ndarray:
+    """The prediction warped over the region's frame (the frame kept outside the square), Poisson-
+    cloned into it when `seamless`."""
+    pasted = cv2.warpAffine(prd, region.to_region(invert_affine(crops.out_mat)), region.size, dst=region.frame.copy(),
+                            flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_TRANSPARENT)
     pasted = np.clip(pasted, 0.0, 1.0)
     if seamless:
-        pasted = _seamless(pasted, frame_u8[y0:y1, x0:x1], mask_roi[..., 0])
-    image = frame_roi * (1.0 - mask_roi) + pasted * mask_roi
-
-    blur_kernel = 0
-    if cfg.motion_blur > 0 and motion.power > 0:
-        k = int(motion.power * cfg.motion_blur / 100.0)
-        blur_kernel = int(np.clip(k + 1, 2, 50)) if k >= 1 else 0
-    degrade = cfg.image_denoise > 0 or cfg.bicubic_degrade > 0
-    if ((seamless and cfg.color_transfer != "none") or cfg.mode == "seamless-hist-match" or cfg.motion_blur > 0
-            or cfg.sharpen_amount != 0 or degrade):
-        # Post-effects on the composited face, re-cropped, then pasted back onto the (degraded) frame.
-        out_face = cv2.warpAffine(image, _from_roi(face_mat, x0, y0), (R, R), flags=cv2.INTER_CUBIC)
-        if seamless and cfg.color_transfer != "none":
-            out_face = _colour(cfg, out_face, dst_crop, area)
-        if cfg.mode == "seamless-hist-match":
-            out_face = image_ops.hist_match(out_face, dst_crop, cfg.hist_match_threshold)
-        if blur_kernel:
-            out_face = image_ops.linear_motion_blur(out_face, blur_kernel, motion.angle_deg)
-        if cfg.sharpen_amount != 0:
-            out_face = image_ops.blur_sharpen(out_face, cfg.sharpen_mode, cfg.sharpen_amount)
-        bg_roi = frame_roi if background is None else background[y0:y1, x0:x1]
-        new_out = cv2.warpAffine(np.clip(out_face, 0.0, 1.0), _to_roi(invert_affine(face_mat), x0, y0), (rw, rh),
-                                 dst=bg_roi.copy(), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_TRANSPARENT)
-        image = bg_roi * (1.0 - mask_roi) + new_out * mask_roi
-    return _Layer(roi, np.clip(image, 0.0, 1.0).astype(np.float32), mask_roi, degrade)
+        pasted = image_ops.seamless_clone(pasted, region.frame_u8, mask_roi[..., 0])
+    return pasted
 
 
-def _seamless(pasted: np.ndarray, frame_roi_u8: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Poisson clone of the pasted face into the frame with a binarised mask; the centre is the
-    mask's own bounding-box centre (what OpenCV would use), given explicitly so it never jitters.
-    Falls back to the plain paste where OpenCV refuses (a face cut by the frame edge), like DFL."""
-    binary = None
-    for i in range(1, 10):  # the lowest of 0.1..0.9 that leaves something
-        sel = mask > i / 10.0
-        if sel.any():
-            binary = sel
-            break
-    if binary is None:
-        return pasted
-    m8 = binary.astype(np.uint8) * 255
-    x, y, w, h = cv2.boundingRect(m8)
-    centre = (int(x + w / 2), int(y + h / 2))
-    src8 = np.clip(np.rint(pasted * 255.0), 0, 255).astype(np.uint8)
-    try:
-        cloned = cv2.seamlessClone(src8, np.ascontiguousarray(frame_roi_u8), m8, centre, cv2.NORMAL_CLONE)
-    except cv2.error:
-        return pasted
-    return cloned.astype(np.float32) * (1.0 / 255.0)
+def _needs_post_effects(cfg: MergeConfig) -> bool:
+    """Whether the composited face is re-cropped for effects (a motion blur setting re-crops even
+    when this frame's face does not move)."""
+    return ((_is_seamless(cfg) and cfg.color_transfer != "none") or cfg.mode == "seamless-hist-match"
+            or cfg.motion_blur > 0 or cfg.sharpen_amount != 0 or _degrades_background(cfg))
 
+
+def motion_blur_kernel(cfg: MergeConfig, motion: Motion) -> int:
+    """The motion blur's length in crop pixels (0: none): `motion_blur` % of the face's motion, 2..50."""
+    if cfg.motion_blur <= 0 or motion.power <= 0:
+        return 0
+    k = int(motion.power * cfg.motion_blur / 100.0)
+    return int(np.clip(k + 1, 2, 50)) if k >= 1 else 0
+
+
+def _post_effects(image: np.ndarray, crops: FaceCrops, region: FaceRegion, mask_roi: np.ndarray, dst: _DstReference,
+                  background: np.ndarray | None, cfg: MergeConfig, motion: Motion) -> np.ndarray:
+    """Effects on the composited face, re-cropped at the model resolution, then pasted back through
+    the mask onto the (denoised / degraded) background."""
+    R = crops.resolution
+    face = cv2.warpAffine(image, region.from_region(crops.face_mat), (R, R), flags=cv2.INTER_CUBIC)
+    if _is_seamless(cfg) and cfg.color_transfer != "none":
+        face = _colour_transfer(cfg, face, dst)
+    if cfg.mode == "seamless-hist-match":
+        face = image_ops.hist_match(face, dst.crop, cfg.hist_match_threshold)
+    kernel = motion_blur_kernel(cfg, motion)
+    if kernel:
+        face = image_ops.linear_motion_blur(face, kernel, motion.angle_deg)
+    if cfg.sharpen_amount != 0:
+        face = image_ops.blur_sharpen(face, cfg.sharpen_mode, cfg.sharpen_amount)
+    bg = region.frame if background is None else region.of(background)
+    pasted = cv2.warpAffine(np.clip(face, 0.0, 1.0), region.to_region(invert_affine(crops.face_mat)), region.size,
+                            dst=bg.copy(), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_TRANSPARENT)
+    return bg * (1.0 - mask_roi) + pasted * mask_roi
+
+
+# --- the frame ------------------------------------------------------------------------------------
 
 def compose_frame(frame: np.ndarray, faces: list[FacePrediction], cfg: MergeConfig, resolution: int,
                   face_type: FaceType, motion: Motion | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -227,65 +256,83 @@ def compose_frame(frame: np.ndarray, faces: list[FacePrediction], cfg: MergeConf
     face's prediction (R x R), or a black R x R image when there is none.
     """
     motion = motion or Motion()
-    frame_u8 = frame if frame.dtype == np.uint8 else np.clip(np.rint(frame * 255.0), 0, 255).astype(np.uint8)
+    frame_u8 = frame if frame.dtype == np.uint8 else image_ops.to_u8(frame)
     h, w = frame_u8.shape[:2]
     if cfg.mode == "raw-predict":
-        for fp in faces:
-            out = _merge_face(frame_u8, None, fp, cfg, resolution, face_type, motion)
-            return _to_u8(out[..., :3]), _to_u8(out[..., 3])
-        return np.zeros((resolution, resolution, 3), np.uint8), np.zeros((resolution, resolution), np.uint8)
+        if not faces:
+            return np.zeros((resolution, resolution, 3), np.uint8), np.zeros((resolution, resolution), np.uint8)
+        crops = face_crops(faces[0].landmarks, cfg, resolution, face_type)
+        return raw_prediction(faces[0], face_mask(faces[0], cfg, crops))
     if not faces:
         return frame_u8.copy(), np.zeros((h, w), np.uint8)
 
-    degrade = cfg.mode not in ("original", "raw-rgb") and (cfg.image_denoise > 0 or cfg.bicubic_degrade > 0)
-    background = None
-    if degrade:
-        frame_f = _to_float(frame_u8)
-        background = image_ops.bicubic_degrade(image_ops.denoise(frame_f, cfg.image_denoise), cfg.bicubic_degrade)
-    layers = [layer for fp in faces
-              if (layer := _merge_face(frame_u8, background, fp, cfg, resolution, face_type, motion)) is not None]
-    whole_frame = cfg.color_degrade > 0 and cfg.mode not in ("original", "raw-rgb") and bool(layers)
+    background = _degraded_background(frame_u8, cfg)
+    layers = face_layers(frame_u8, background, faces, cfg, resolution, face_type, motion)
+    whole_frame = cfg.color_degrade > 0 and cfg.mode not in NO_EFFECT_MODES and bool(layers)
     if not whole_frame and not any(layer.degrade_background for layer in layers):
         return _compose_in_regions(frame_u8, layers)
+    return _compose_whole_frame(frame_u8, background, layers, cfg, whole_frame)
 
-    out = (background if background is not None and any(layer.degrade_background for layer in layers)
-           else _to_float(frame_u8)).copy()
-    mask = np.zeros((h, w), np.float32)
+
+def _degraded_background(frame_u8: np.ndarray, cfg: MergeConfig) -> np.ndarray | None:
+    """The frame denoised and bicubic-degraded (float), or None when the settings leave it alone."""
+    if cfg.mode in NO_EFFECT_MODES or not _degrades_background(cfg):
+        return None
+    return image_ops.bicubic_degrade(image_ops.denoise(image_ops.to_float(frame_u8), cfg.image_denoise), cfg.bicubic_degrade)
+
+
+def face_layers(frame_u8: np.ndarray, background: np.ndarray | None, faces: list[FacePrediction], cfg: MergeConfig,
+                resolution: int, face_type: FaceType, motion: Motion) -> list[FaceLayer]:
+    """Each face's layer, in order; faces off the frame leave none."""
+    layers = []
+    for fp in faces:
+        crops = face_crops(fp.landmarks, cfg, resolution, face_type)
+        mask = face_mask(fp, cfg, crops)
+        region = face_region(frame_u8, crops)
+        if region is not None:
+            layers.append(blend_face(fp, mask, crops, region, background, cfg, motion))
+    return layers
+
+
+def _compose_whole_frame(frame_u8: np.ndarray, background: np.ndarray | None, layers: list[FaceLayer],
+                         cfg: MergeConfig, colour_degrade: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Layers over the whole (degraded) frame in float, then the colour degrade if asked."""
+    degraded = background is not None and any(layer.degrade_background for layer in layers)
+    out = (background if degraded else image_ops.to_float(frame_u8)).copy()
+    mask = np.zeros(frame_u8.shape[:2], np.float32)
     for i, layer in enumerate(layers):
-        x0, y0, x1, y1 = layer.roi
+        x0, y0, x1, y1 = layer.box
         if i == 0:  # like DFL: the first face's result is taken whole, later ones blend by their mask
             out[y0:y1, x0:x1] = layer.image
         else:
             region = out[y0:y1, x0:x1]
             out[y0:y1, x0:x1] = region * (1.0 - layer.mask) + layer.image * layer.mask
         mask[y0:y1, x0:x1] = np.minimum(1.0, mask[y0:y1, x0:x1] + layer.mask[..., 0])
-    if whole_frame:
+    if colour_degrade:
         reduced = image_ops.reduce_colors(out, 256)
         a = cfg.color_degrade / 100.0
         out = reduced if cfg.color_degrade >= 100 else out * (1.0 - a) + reduced * a
-    return _to_u8(out), _to_u8(mask)
+    return image_ops.to_u8(out), image_ops.to_u8(mask)
 
 
-def _compose_in_regions(frame_u8: np.ndarray, layers: list[_Layer]) -> tuple[np.ndarray, np.ndarray]:
+def _compose_in_regions(frame_u8: np.ndarray, layers: list[FaceLayer]) -> tuple[np.ndarray, np.ndarray]:
     """The common case (nothing touches the whole frame): only the faces' regions are converted,
     blended and written back, so a 4K frame costs about what a 480p one does."""
     out = frame_u8.copy()
     mask = np.zeros(frame_u8.shape[:2], np.uint8)
     for i, layer in enumerate(layers):
-        x0, y0, x1, y1 = layer.roi
+        x0, y0, x1, y1 = layer.box
         if i == 0:
             region = layer.image
         else:
-            region = _to_float(out[y0:y1, x0:x1]) * (1.0 - layer.mask) + layer.image * layer.mask
-        out[y0:y1, x0:x1] = _to_u8(region)
+            region = image_ops.to_float(out[y0:y1, x0:x1]) * (1.0 - layer.mask) + layer.image * layer.mask
+        out[y0:y1, x0:x1] = image_ops.to_u8(region)
         m = np.minimum(1.0, mask[y0:y1, x0:x1].astype(np.float32) * (1.0 / 255.0) + layer.mask[..., 0])
-        mask[y0:y1, x0:x1] = _to_u8(m)
+        mask[y0:y1, x0:x1] = image_ops.to_u8(m)
     return out, mask
 
 
-def _to_u8(img: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
-
+# --- motion between frames ------------------------------------------------------------------------
 
 def face_centre(landmarks: np.ndarray) -> np.ndarray:
     """The centre of the face's FULL crop in frame pixels: the point motion is measured on."""

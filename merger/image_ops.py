@@ -1,9 +1,22 @@
-"""The merger's image effects (reference/dfl.md §8.2 steps 7, 10, 11, 13), each one small function on
-float32 BGR images in 0..1, so the compositing code reads as DFL's recipe."""
+"""The merger's image effects (DFL's merge steps: histogram matching, motion blur, sharpen/blur,
+denoise, bicubic and colour degrade, seamless clone), each one small function on float32 BGR images
+in 0..1, so the compositing code reads as DFL's recipe."""
 from __future__ import annotations
 
 import cv2
 import numpy as np
+
+
+def to_float(img: np.ndarray) -> np.ndarray:
+    """A uint8 image as float32 0..1 (a float image clipped into 0..1)."""
+    if img.dtype == np.uint8:
+        return img.astype(np.float32) * (1.0 / 255.0)
+    return np.clip(img.astype(np.float32), 0.0, 1.0)
+
+
+def to_u8(img: np.ndarray) -> np.ndarray:
+    """A float 0..1 image as uint8, rounded."""
+    return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
 
 
 def hist_match(src: np.ndarray, ref: np.ndarray, threshold: int = 255, mask: np.ndarray | None = None) -> np.ndarray:
@@ -117,3 +130,26 @@ def reduce_colors(img: np.ndarray, n_colors: int = 256, seed: int = 0) -> np.nda
     lut = palette[np.argmin(d, axis=1)].astype(np.float32)  # (32768, 3)
     idx = np.clip((flat * 32.0).astype(np.int32), 0, 31)
     return lut[(idx[:, 0] * 32 + idx[:, 1]) * 32 + idx[:, 2]].reshape(img.shape)
+
+
+def seamless_clone(pasted: np.ndarray, frame_roi_u8: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Poisson clone of the pasted face into the frame with a binarised mask; the centre is the
+    mask's own bounding-box centre (what OpenCV would use), given explicitly so it never jitters.
+    Falls back to the plain paste where OpenCV refuses (a face cut by the frame edge), like DFL."""
+    binary = None
+    for i in range(1, 10):  # the lowest of 0.1..0.9 that leaves something
+        sel = mask > i / 10.0
+        if sel.any():
+            binary = sel
+            break
+    if binary is None:
+        return pasted
+    m8 = binary.astype(np.uint8) * 255
+    x, y, w, h = cv2.boundingRect(m8)
+    centre = (int(x + w / 2), int(y + h / 2))
+    src8 = np.clip(np.rint(pasted * 255.0), 0, 255).astype(np.uint8)
+    try:
+        cloned = cv2.seamlessClone(src8, np.ascontiguousarray(frame_roi_u8), m8, centre, cv2.NORMAL_CLONE)
+    except cv2.error:
+        return pasted
+    return cloned.astype(np.float32) * (1.0 / 255.0)

@@ -1,4 +1,4 @@
-"""The merge mask of one face: pick it by mask mode, then erode/dilate and feather it (DFL §8.2.4-5).
+"""The merge mask of one face: pick it by mask mode, then erode/dilate and feather it, as DFL's merger does.
 
 Everything here is in the crop's own pixels. Post-processing runs at 4x the model resolution
 ("subres"), as DFL does, so erode and blur values mean the same to users as in DFL.

@@ -1,14 +1,15 @@
 """Batch merging: the model predicts in batches in this process while a pool of workers composites
-and writes PNGs (DFL's split, without its stalls: predictions are made lazily, a batch ahead of the
-frames the pool asks for, so the model and the workers run at the same time).
+and writes PNGs (DFL's split, without its stalls: the model's loop runs in a thread, a batch ahead
+of the frames the pool asks for, so the model and the workers run at the same time).
 """
 from __future__ import annotations
 
 import collections.abc
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -121,23 +122,46 @@ def predict_faces(predictor, frame: np.ndarray | list[np.ndarray], landmarks: li
     return out
 
 
-class PredictedJobs(collections.abc.Sequence):
-    """The merge jobs as a sequence whose items are predicted on first access, `batch` frames at a
-    time; run_pool asks for them in order, so the model works one batch ahead of the workers."""
+def predict_batches(infos: list[FrameInfo], cfg_of: Callable[[int], MergeConfig], predictor, output_dir: Path,
+                    mask_dir: Path, batch: int = 8) -> Iterator[list[MergeJob]]:
+    """The merge jobs, `batch` frames at a time: read the frames that have faces, run the model once
+    over all their faces (`predict_faces`), and yield the batch's jobs in frame order."""
+    output_dir, mask_dir = Path(output_dir), Path(mask_dir)
+    R, ft = int(predictor.resolution), int(predictor.face_type)
+    # Decoding releases the GIL: a couple of threads keep a large-frame decode from stalling the pool.
+    with ThreadPoolExecutor(2, thread_name_prefix="frame-reader") as readers:
+        for start in range(0, len(infos), max(1, batch)):
+            idx = list(range(start, min(len(infos), start + max(1, batch))))
+            frames = list(readers.map(lambda k: read_image(infos[k].path) if infos[k].landmarks else None, idx))
+            with_faces = [n for n, f in enumerate(frames) if f is not None]
+            preds = predict_faces(predictor, [frames[n] for n in with_faces], [infos[idx[n]].landmarks for n in with_faces])
+            faces_of = dict(zip(with_faces, preds))
+            jobs = []
+            for n, k in enumerate(idx):
+                info = infos[k]
+                out, mask = output_paths(info.path, output_dir, mask_dir)
+                jobs.append(MergeJob(k, info.path, out, mask, cfg_of(k), R, ft, info.motion, frames[n],
+                                     faces_of.get(n, [])))
+            yield jobs
 
-    def __init__(self, infos: list[FrameInfo], cfg_of: Callable[[int], MergeConfig], predictor,
-                 output_dir: Path, mask_dir: Path, batch: int = 8, keep: int = 64):
-        self.infos, self.cfg_of, self.predictor = infos, cfg_of, predictor
-        self.output_dir, self.mask_dir = Path(output_dir), Path(mask_dir)
-        self.batch, self.keep = max(1, batch), keep
-        self._cache: dict[int, MergeJob] = {}
-        self._readers = ThreadPoolExecutor(2, thread_name_prefix="frame-reader")
+
+class JobFeed(collections.abc.Sequence):
+    """The merge jobs as the pool takes them, by index: filled in order by `feed_jobs` (the model's
+    loop, in a background thread, so prediction overlaps compositing); reading a job waits until it
+    is there. The feed runs at most `ahead` jobs past the latest one asked for, and drops a job's
+    frame once `release` says its result is in."""
+
+    def __init__(self, n: int, ahead: int):
+        self._n, self._ahead = n, max(1, ahead)
+        self._jobs: dict[int, MergeJob] = {}
+        self._filled = 0  # jobs [0, filled) have been put
+        self._asked = -1  # the highest index read so far
+        self._error: BaseException | None = None
+        self._closed = False
+        self._cond = threading.Condition()
 
     def __len__(self) -> int:
-        return len(self.infos)
-
-    def close(self) -> None:
-        self._readers.shutdown(wait=True)
+        return self._n
 
     def __getitem__(self, i):  # type: ignore[override]
         if isinstance(i, slice):
@@ -146,26 +170,63 @@ class PredictedJobs(collections.abc.Sequence):
             i += len(self)
         if not 0 <= i < len(self):
             raise IndexError(i)
-        if i not in self._cache:
-            self._fill(i)
-        return self._cache[i]
+        with self._cond:
+            if i > self._asked:
+                self._asked = i
+                self._cond.notify_all()
+            while i >= self._filled and self._error is None:
+                self._cond.wait(0.1)
+            if self._error is not None:
+                raise self._error
+            if i not in self._jobs:
+                raise RuntimeError(f"merge job {i} was asked for after its result was in")
+            return self._jobs[i]
 
-    def _fill(self, start: int) -> None:
-        for k in [k for k in self._cache if k < start - self.keep]:
-            del self._cache[k]
-        idx = list(range(start, min(len(self), start + self.batch)))
-        # Decoding releases the GIL: a couple of threads keep a large-frame decode from stalling the pool.
-        frames = list(self._readers.map(lambda k: read_image(self.infos[k].path) if self.infos[k].landmarks else None, idx))
-        lms = [self.infos[k].landmarks for k in idx]
-        with_faces = [n for n, f in enumerate(frames) if f is not None]
-        preds = predict_faces(self.predictor, [frames[n] for n in with_faces], [lms[n] for n in with_faces])
-        faces_of = dict(zip(with_faces, preds))
-        R, ft = int(self.predictor.resolution), int(self.predictor.face_type)
-        for n, k in enumerate(idx):
-            info = self.infos[k]
-            out, mask = output_paths(info.path, self.output_dir, self.mask_dir)
-            self._cache[k] = MergeJob(k, info.path, out, mask, self.cfg_of(k), R, ft, info.motion,
-                                      frames[n], faces_of.get(n, []))
+    def wait_for_room(self, start: int) -> bool:
+        """Block until the pool is within `ahead` jobs of `start`; False once the feed is closed."""
+        with self._cond:
+            while not self._closed and start > self._asked + self._ahead:
+                self._cond.wait(0.1)
+            return not self._closed
+
+    def put(self, jobs: list[MergeJob]) -> None:
+        with self._cond:
+            for job in jobs:
+                self._jobs[job.index] = job
+            self._filled = max([self._filled] + [job.index + 1 for job in jobs])
+            self._cond.notify_all()
+
+    def fail(self, error: BaseException) -> None:
+        """The model loop failed: every wait raises `error` in the pool's thread."""
+        with self._cond:
+            self._error = error
+            self._cond.notify_all()
+
+    def release(self, i: int) -> None:
+        with self._cond:
+            self._jobs.pop(i, None)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+
+def feed_jobs(feed: JobFeed, batches: Iterator[list[MergeJob]], batch: int) -> None:
+    """The model's loop: predict one batch of frames (`predict_batches`) whenever the pool comes
+    within reach of it, and put its jobs in the feed; a failure is handed to the feed."""
+    try:
+        start = 0
+        while feed.wait_for_room(start):
+            jobs = next(batches, None)
+            if jobs is None:
+                return
+            feed.put(jobs)
+            start += max(1, batch)
+    except BaseException as e:  # noqa: BLE001 - re-raised in the pool's thread by the feed
+        feed.fail(e)
+    finally:
+        batches.close()
 
 
 @dataclass
@@ -187,12 +248,17 @@ def run_merge(infos: list[FrameInfo], cfg: MergeConfig | Sequence[MergeConfig], 
     ensure_writable_dir(output_dir)
     ensure_writable_dir(mask_dir)
     cfg_of = (lambda k: cfg) if isinstance(cfg, MergeConfig) else (lambda k: cfg[k])
-    jobs = PredictedJobs(infos, cfg_of, predictor, output_dir, mask_dir, batch=batch)
+    batch = max(1, batch)
+    feed = JobFeed(len(infos), ahead=batch)
+    model_loop = threading.Thread(target=feed_jobs, name="merge-predict", daemon=True,
+                                  args=(feed, predict_batches(infos, cfg_of, predictor, output_dir, mask_dir, batch), batch))
+    model_loop.start()
     merged, failed, peak = 0, [], 0.0
-    results = run_pool(merge_worker, jobs, workers=workers, name_of=lambda j: j.frame_path.name,
+    results = run_pool(merge_worker, feed, workers=workers, name_of=lambda j: j.frame_path.name,
                        desc="Merging", unit="frame", progress=progress, debug=debug, worker_envs=worker_envs)
     try:
         for result in results:
+            feed.release(result.index)
             if result.ok and isinstance(result.value, WriteFailure):
                 raise UserError(result.value.message, result.value.path)
             if result.ok:
@@ -205,5 +271,6 @@ def run_merge(infos: list[FrameInfo], cfg: MergeConfig | Sequence[MergeConfig], 
                 log.error(f"{result.name}: {result.error}")
     finally:
         results.close()  # stops the pool now, not when the generator is collected
-        jobs.close()
+        feed.close()
+        model_loop.join(timeout=60)  # at most the batch being predicted
     return MergeSummary(merged, failed, peak)

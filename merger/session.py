@@ -1,7 +1,7 @@
 """The interactive merger's session: each frame's settings and which frames are merged, in JSON.
 
 Saved atomically in the model folder, one per model (`<model_dir>/<name>_<Class>_merger_session.json`,
-beside that model's own files) on Esc and offered at the next start (DFL §8.1.8). A session is for
+beside that model's own files) on Esc and offered at the next start, as DFL does. A session is for
 one frame list: other frames, or an unreadable file, start a fresh session and the old file is
 renamed aside with a warning, never silently lost. A newer model iteration keeps the settings but
 marks every frame for recomputing.

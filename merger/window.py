@@ -1,4 +1,4 @@
-"""The interactive merger: one OpenCV window, one key per knob (DFL §8.5).
+"""The interactive merger: one OpenCV window, one key per knob, as in DFL's interactive merger.
 
 The keys act on the session (settings per frame, with inheritance) through `MergerController`, a
 plain object the tests drive without a display; `run_window` only shows frames and reads keys.
@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from core import log
+from core.display import WINDOW_WIDTH
 from core.image_io import read_image, write_image
 from facelib.face_type import FaceType
 from merger.compose import FacePrediction, compose_frame
@@ -24,7 +25,7 @@ from merger.pipeline import output_paths, predict_faces
 from merger.session import MergeSession
 
 WINDOW_NAME = "Merger"
-PREVIEW_WIDTH = 1368  # DFL's initial preview width
+PREVIEW_WIDTH = WINDOW_WIDTH  # DFL's initial preview width
 PREVIEW_MAX_HEIGHT = 900
 HELP_HEIGHT = 768
 ZOOM_RANGE = (0.1, 4.0)
@@ -179,7 +180,8 @@ class MergerController:
     def title(self) -> str:
         c = self.cfg
         name = self.session.frame_names[self.index]
-        hist = f" hist={c.hist_match_threshold}{'/masked' if c.masked_hist_match else ''}" if c.mode.endswith("hist-match") else ""
+        masked = "/masked" if c.masked_hist_match else ""
+        hist = f" hist={c.hist_match_threshold}{masked}" if c.mode.endswith("hist-match") else ""
         parts = [f"{WINDOW_NAME} - frame {self.index + 1}/{self.n} {name} -", c.mode, f"mask={c.mask_mode}",
                  f"ct={c.color_transfer}", f"erode={c.erode}", f"blur={c.blur}", f"motion={c.motion_blur}",
                  f"scale={c.output_face_scale}", f"sharpen={c.sharpen_mode}:{c.sharpen_amount}",

@@ -6,11 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
-from core.aligned_face import read_face_meta
 from core.image_io import read_image
 from facelib.align import align, transform_points
 from facelib.face_type import FaceType
 from facelib.masks import hull_mask
+from faceset.face_file import read_face_meta
 from merger.compose import FacePrediction, Motion, compose_frame, crop_for_model, motion_between
 from merger.config import COLOR_TRANSFER_MODES, MergeConfig
 from tests.facesets import extract_faces, make_frames
@@ -50,7 +50,8 @@ def _face_box(lm, shape):
     """A box well inside the face, and a frame region far from it."""
     x0, y0 = lm.min(0)
     x1, y1 = lm.max(0)
-    inner = (slice(int(y0 + 0.3 * (y1 - y0)), int(y1 - 0.2 * (y1 - y0))), slice(int(x0 + 0.25 * (x1 - x0)), int(x1 - 0.25 * (x1 - x0))))
+    inner = (slice(int(y0 + 0.3 * (y1 - y0)), int(y1 - 0.2 * (y1 - y0))),
+             slice(int(x0 + 0.25 * (x1 - x0)), int(x1 - 0.25 * (x1 - x0))))
     far = np.ones(shape[:2], bool)
     w = x1 - x0
     far[max(0, int(y0 - w)):int(y1 + w), max(0, int(x0 - w)):int(x1 + w)] = False
