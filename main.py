@@ -64,7 +64,8 @@ def _add_videoed(sub: argparse._SubParsersAction, common: list[argparse.Argument
     cmds = videoed.add_subparsers(dest="videoed_command", required=True, metavar="SUBCOMMAND")
 
     p = cmds.add_parser("extract-video", parents=common, help="write every frame of a video as an image",
-                        description="Extract frames 00001.png ... from a video. `data_src.*` picks the first file with that name.")
+                        description="Extract frames 00001.png ... from a video. "
+                                    "`data_src.*` picks the first file with that name.")
     p.add_argument("--input-file", required=True, help="video file (a '.*' extension picks any)")
     p.add_argument("--output-dir", required=True, help="folder for the frames (created if missing)")
     p.add_argument("--output-ext", choices=video_ed.FRAME_EXTS, default=None, help="frame format (asked if omitted; default png)")
@@ -81,13 +82,15 @@ def _add_videoed(sub: argparse._SubParsersAction, common: list[argparse.Argument
     p.set_defaults(func=lambda a: video_ed.cut_video(a.input_file, a.from_time, a.to_time, a.audio_track_id, a.bitrate))
 
     p = cmds.add_parser("denoise-image-sequence", parents=common, help="temporal denoise of a frame folder, in place",
-                        description="Run ffmpeg's hqdn3d filter over a frame sequence; the frames are replaced only when all succeeded.")
+                        description="Run ffmpeg's hqdn3d filter over a frame sequence; "
+                                    "the frames are replaced only when all succeeded.")
     p.add_argument("--input-dir", required=True, help="folder of frames (one image extension)")
     p.add_argument("--factor", type=int, default=None, help="denoise strength 1..20 (asked if omitted; default 7)")
     p.set_defaults(func=lambda a: video_ed.denoise_image_sequence(a.input_dir, a.factor))
 
     p = cmds.add_parser("video-from-sequence", parents=common, help="encode a frame folder into a video",
-                        description="Encode frames into mp4/mov/avi/mkv (by extension) with libx264; fps and audio from a reference video.")
+                        description="Encode frames into mp4/mov/avi/mkv (by extension) with libx264; "
+                                    "fps and audio from a reference video.")
     p.add_argument("--input-dir", required=True, help="folder of frames")
     p.add_argument("--output-file", required=True, help="video to write (.mp4, .mov, .avi or .mkv)")
     p.add_argument("--reference-file", default=None, help="video whose frame rate (and audio) to use, e.g. workspace/data_dst.*")
@@ -104,6 +107,7 @@ def _add_videoed(sub: argparse._SubParsersAction, common: list[argparse.Argument
 
 
 def _add_extract(sub: argparse._SubParsersAction, common: list[argparse.ArgumentParser]) -> None:
+    from core.settings import add_flags, flags_given
     from mainscripts import extractor
 
     p = sub.add_parser("extract", parents=common + [_device_parent()],
@@ -112,41 +116,16 @@ def _add_extract(sub: argparse._SubParsersAction, common: list[argparse.Argument
                                    "landmarks and crop matrix. Options left out are asked for (defaults in scripts).")
     p.add_argument("--input-dir", required=True, help="folder of frames, e.g. workspace/data_src")
     p.add_argument("--output-dir", required=True, help="aligned faces folder, e.g. workspace/data_src/aligned")
-    p.add_argument("--detector", choices=(*extractor.AUTO_DETECTORS, "manual"), default=None,
-                   help="face detector (default centerface); manual opens a window to place each face")
-    p.add_argument("--face-type", default=None, metavar="{h,mf,f,wf,head}",
-                   help="half_face, midfull_face, full_face, whole_face (default) or head; short codes accepted")
-    p.add_argument("--max-faces-from-image", type=int, default=None, dest="max_faces",
-                   help="keep the N largest faces of each frame (default 0 = all)")
-    p.add_argument("--image-size", type=int, default=None, help="aligned face size in pixels (default 512, 768 for head)")
-    p.add_argument("--jpeg-quality", type=int, default=None, help="JPEG quality 1-100 (default 90)")
-    debug_out = p.add_mutually_exclusive_group()
-    debug_out.add_argument("--output-debug", action="store_true", default=None,
-                           help="also write <output-dir>_debug/<frame>.jpg with landmarks, detector box and crop drawn")
-    debug_out.add_argument("--no-output-debug", action="store_false", dest="output_debug")
-    p.add_argument("--workers", type=int, default=None, help="worker processes (default: one per CPU core, at most 8; 0 = in this process)")
-    again = p.add_mutually_exclusive_group()
-    again.add_argument("--resume", action="store_true", default=None, help="continue a partly extracted folder")
-    again.add_argument("--force", action="store_false", dest="resume",
-                       help="start over: move the faces already in the output folder to <output-dir>_trash "
-                            "(other files stay)")
-    p.add_argument("--reference-face", nargs="+", default=(), metavar="IMG",
-                   help="keep only faces of the person in these photos (identity filter)")
-    p.add_argument("--identity-threshold", type=float, default=0.6,
-                   help="max face-embedding distance to the reference photos (default 0.6; lower = stricter)")
-    p.add_argument("--smooth-landmarks", action="store_true",
-                   help="smooth landmarks across consecutive video frames (removes jitter, no lag)")
-    p.add_argument("--manual-fix", action="store_true", help="after the automatic pass, place faces by hand in frames where none was found")
-    p.add_argument("--manual-window-size", type=int, default=1368, help="width of the manual window (default 1368)")
-    p.set_defaults(func=lambda a: extractor.extract(
-        a.input_dir, a.output_dir, detector=a.detector, face_type=a.face_type, max_faces=a.max_faces,
-        image_size=a.image_size, jpeg_quality=a.jpeg_quality, output_debug=a.output_debug, workers=a.workers,
-        resume=a.resume, reference_faces=a.reference_face, identity_threshold=a.identity_threshold,
-        smooth_landmarks=a.smooth_landmarks, manual_fix=a.manual_fix, manual_window_size=a.manual_window_size,
-        debug=getattr(a, "debug", False), device=_device_choice(a)))
+    add_flags(p, extractor.EXTRACT_OPTIONS, prefix="x_")
+
+    def run(a: argparse.Namespace) -> None:
+        extractor.extract(a.input_dir, a.output_dir, extractor.ExtractSettings.from_flags(flags_given(a, "x_")),
+                          debug=getattr(a, "debug", False), device=_device_choice(a))
+    p.set_defaults(func=run)
 
 
 def _add_sort(sub: argparse._SubParsersAction, common: list[argparse.ArgumentParser]) -> None:
+    from core.settings import add_flags
     from mainscripts import sorter
 
     p = sub.add_parser("sort", parents=common, help="sort or prune an aligned faceset (blur, pose, histogram, best faces ...)",
@@ -154,16 +133,15 @@ def _add_sort(sub: argparse._SubParsersAction, common: list[argparse.ArgumentPar
                                    "order; rejected files move to <dir>_trash. Original names stay in each face's "
                                    "metadata (util --recover-original-aligned-filename). Methods: " + sorter.menu_help())
     p.add_argument("--input-dir", required=True, help="aligned faces folder, e.g. workspace/data_src/aligned")
-    p.add_argument("--by", choices=sorter.CHOICES, default=None, metavar="METHOD",
-                   help="sort method (menu if omitted and stdin is a terminal; default hist). "
-                        "final-by-blur/final-by-size are DFL's names for best-faces/best-faces-faster")
+    add_flags(p, [sorter.METHOD_OPTION], prefix="s_")  # menu if omitted and stdin is a terminal
     p.add_argument("--target-count", type=int, default=None, help="best-faces: number of faces to keep (default 2000)")
     similar = p.add_mutually_exclusive_group()
-    similar.add_argument("--similar", action="store_true", default=None, help="absdiff: similar faces next to each other (default)")
+    similar.add_argument("--similar", action="store_true", default=None,
+                         help="absdiff: similar faces next to each other (default)")
     similar.add_argument("--dissimilar", action="store_false", dest="similar", help="absdiff: most different faces first")
     p.add_argument("--workers", type=int, default=None,
                    help="worker processes for per-image measures (default: one per core for 64+ faces; 0 = in this process)")
-    p.set_defaults(func=lambda a: sorter.sort_faceset(a.input_dir, a.by, target_count=a.target_count, similar=a.similar,
+    p.set_defaults(func=lambda a: sorter.sort_faceset(a.input_dir, a.s_by, target_count=a.target_count, similar=a.similar,
                                                       workers=a.workers, debug=getattr(a, "debug", False)))
 
 
@@ -183,7 +161,8 @@ def _add_util(sub: argparse._SubParsersAction, common: list[argparse.ArgumentPar
     p.add_argument("--restore-faceset-metadata", action="store_true",
                    help="re-embed the saved metadata, scaling edited images back to their saved size")
     p.add_argument("--pack-faceset", action="store_true", help="put all faces into one faceset.pak (training reads it directly)")
-    p.add_argument("--unpack-faceset", action="store_true", help="write the faces of faceset.pak back as files and delete the pack")
+    p.add_argument("--unpack-faceset", action="store_true",
+                   help="write the faces of faceset.pak back as files and delete the pack")
     delete = p.add_mutually_exclusive_group()
     delete.add_argument("--delete-originals", action="store_true", default=None,
                         help="after packing, delete the packed face files (asked if omitted; default yes)")
@@ -216,15 +195,16 @@ def _add_facesettool(sub: argparse._SubParsersAction, common: list[argparse.Argu
                        help="replace the original faces with the resized ones (asked if omitted; default yes)")
     merge.add_argument("--no-merge", action="store_false", dest="merge", help="leave the results in <dir>_resized")
     p.add_argument("--jpeg-quality", type=int, default=100, help="JPEG quality of the new faces (default 100)")
-    p.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core for 64+ faces; 0 = in this process)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes (default: one per core for 64+ faces; 0 = in this process)")
     p.set_defaults(func=lambda a: faceset_tool.resize_faceset(a.input_dir, a.image_size, a.face_type, a.merge,
                                                               a.jpeg_quality, a.workers, getattr(a, "debug", False)))
 
 
 def _add_train(sub: argparse._SubParsersAction, common: list[argparse.ArgumentParser]) -> None:
     from core.keras_backend import PRECISIONS
+    from core.settings import add_flags
     from models.loader import MODEL_NAMES
-    from models.options import add_flags
     from models.saehd_options import COMMON_OPTIONS, SAEHD_OPTIONS
 
     p = sub.add_parser("train", parents=common + [_device_parent()], help="train a face-swap model on a src and a dst faceset",
@@ -257,8 +237,9 @@ def _add_train(sub: argparse._SubParsersAction, common: list[argparse.ArgumentPa
 
     def run(a: argparse.Namespace) -> None:
         from pathlib import Path
+
+        from core.settings import flags_given
         from mainscripts.trainer import TrainSettings, train
-        from models.options import flags_given
         train(TrainSettings(
             src_dir=Path(a.training_data_src_dir), dst_dir=Path(a.training_data_dst_dir), model_dir=Path(a.model_dir),
             model=a.model, pretraining_dir=Path(a.pretraining_data_dir) if a.pretraining_data_dir else None,
@@ -305,7 +286,8 @@ def _add_merge(sub: argparse._SubParsersAction, common: list[argparse.ArgumentPa
     p.add_argument("--input-dir", required=True, help="dst frames, e.g. workspace/data_dst")
     p.add_argument("--output-dir", required=True, help="merged frames, e.g. workspace/data_dst/merged")
     p.add_argument("--output-mask-dir", required=True, help="merged masks, e.g. workspace/data_dst/merged_mask")
-    p.add_argument("--aligned-dir", default=None, help="aligned dst faces (their landmarks place the faces), e.g. workspace/data_dst/aligned")
+    p.add_argument("--aligned-dir", default=None,
+                   help="aligned dst faces (their landmarks place the faces), e.g. workspace/data_dst/aligned")
     p.add_argument("--model-dir", required=True, help="model folder, e.g. workspace/model")
     p.add_argument("--model", required=True, dest="model_class", metavar="{Quick96,SAEHD}", help="model class to load")
     p.add_argument("--force-model-name", default=None,
@@ -328,6 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="main.py", description="Face-swap toolkit in the DeepFaceLab style.",
         epilog="Run 'python main.py <command> --help' for a command's options.")
+    from core.version import __version__
+    parser.add_argument("--version", action="version", version=f"facekit {__version__}")
     parser.add_argument("--debug", action="store_true", default=False, help="show full tracebacks and debug messages")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = [_debug_parent()]

@@ -154,7 +154,8 @@ def nme(points: np.ndarray, ref: np.ndarray) -> float:
 
 def stats(values) -> str:
     v = np.asarray(values)
-    return f"mean {v.mean():5.2f}%  median {np.median(v):5.2f}%  p90 {np.percentile(v, 90):5.2f}%  max {v.max():6.2f}%  (n={len(v)})"
+    return (f"mean {v.mean():5.2f}%  median {np.median(v):5.2f}%  p90 {np.percentile(v, 90):5.2f}%  "
+            f"max {v.max():6.2f}%  (n={len(v)})")
 
 
 def main() -> None:
@@ -179,7 +180,8 @@ def main() -> None:
         for kind in ("xml", "eyes", "chip"):
             sel = [p for p in photos if p.kind == kind]
             rec[kind] = (sum(len(per[p.path][0]) for p in sel), sum(truth_count(p) for p in sel))
-        hit = sum(v[0] for v in rec.values()); tot = sum(v[1] for v in rec.values())
+        hit = sum(v[0] for v in rec.values())
+        tot = sum(v[1] for v in rec.values())
         unmatched = sum(len(per[p.path][1]) for p in photos)
         upright = time_ms(get_detector(name, min_face=MIN_FACE, rotations=(0,)), frames, repeat=3)
         noface = time_ms(get_detector(name, min_face=MIN_FACE), blank, repeat=3)

@@ -49,9 +49,9 @@ def run_one(preset: str, precision: str, iters: int, batch: int | None, faceset_
     sys.path.insert(0, str(REPO))
     from core import keras_backend as kb
     kb.prepare(precision)
+    from core.settings import resolve
     from models.loader import model_class
     from models.model_files import ModelFiles
-    from models.options import resolve
     from models.samples import BatchStream, load_faceset
 
     cls_name, opts, default_batch = PRESETS[preset]

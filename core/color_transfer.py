@@ -1,6 +1,6 @@
 """Colour transfer: make one face's colours look like another's (training augmentation, merging).
 
-The five algorithms DFL offers (reference/dfl.md §8.4), written from their papers. Every function
+The five algorithms DFL's merger offers (rct, lct, mkl, idt, sot; mix combines them), written from their papers. Every function
 takes float32 BGR images in 0..1 (H x W x 3) and returns a new float32 image in 0..1 shaped like
 `src`; the colours of `src` are moved towards those of `ref`. Masks (H x W, or H x W x 1, 0..1)
 choose which pixels the statistics are taken from (pixels above 0.5); the mapping is then applied

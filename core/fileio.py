@@ -109,8 +109,8 @@ def remove_stale_partials(folder: str | Path, targets: Iterable[str] | None = No
 
     Only files named like atomic_path's temporaries are touched, and with `targets` only those of
     the listed final names (`x_state.npz`, `result.mp4`) or final extensions (`.jpg` for a faceset's
-    metadata rewrites), so a command removes its own debris and nothing else. Older versions wrote `<stem>.partial-<random><suffix>` without a process id; such
-    files are always stale. Returns what was removed.
+    metadata rewrites), so a command removes its own debris and nothing else. Older versions wrote
+    `<stem>.partial-<random><suffix>` without a process id; such files are always stale. Returns what was removed.
     """
     folder = Path(folder)
     wanted = None if targets is None else set(targets)

@@ -69,7 +69,8 @@ def ask_int(question: str, default: int, valid_range: tuple[int, int] | None = N
     return _ask(question, default, parse, choices, help_text)
 
 
-def ask_float(question: str, default: float, valid_range: tuple[float, float] | None = None, help_text: str | None = None) -> float:
+def ask_float(question: str, default: float, valid_range: tuple[float, float] | None = None,
+              help_text: str | None = None) -> float:
     def parse(s: str) -> float:
         value = float(s)
         if valid_range and not valid_range[0] <= value <= valid_range[1]:

@@ -1,5 +1,5 @@
 """Random geometric augmentation for training: a random affine (rotate, scale, shift, flip) and a
-random smooth grid warp, DFL's `gen_warp_params` / `warp_by_params` behaviour (reference/dfl.md §6.8).
+random smooth grid warp, DFL's `gen_warp_params` / `warp_by_params` behaviour.
 
 Why one parameter object: a training sample's input and target must share the affine and the flip,
 while only the input gets the warp, so the random draw is made once and applied several times.

@@ -1,7 +1,7 @@
 """The one crop geometry: (68 landmarks, size, face type) -> frame-to-crop affine matrix.
 
 Every crop in the toolkit (extract, train, merge, XSeg) comes from `align`, and it reproduces
-DeepFaceLab's `get_transform_mat` (reference/dfl.md §3.4) so crops match DFL facesets: a
+DeepFaceLab's `get_transform_mat` (in its LandmarksProcessor) so crops match DFL facesets: a
 similarity fit of the brows, nose, eyes and mouth corners to a mean face in the unit square, then
 a square grown around it by a per-type padding. Maths in float64; DFL rounds through float32, so
 matrices agree with DFL's to about 1e-5 relative.

@@ -9,10 +9,10 @@ so each detector's box is first mapped to the HOG convention by a small fitted t
 
 with (w, h) the detector box size and `turn` the nose tip's horizontal offset from the eyes'
 midpoint in box widths, from the detector's five keypoints when it has them (0 otherwise): HOG's
-box slides sideways with a turned head, CenterFace's stays centred on the head. The constants were fitted by least squares on the photos in
-tests/data (faces, johns, dlib_faces), pairing each CenterFace box with the HOG box of the same
-face; `bench/detector_accuracy.py` refits them and prints the landmark error with and without the
-fit.
+box slides sideways with a turned head, CenterFace's stays centred on the head. The constants were
+fitted by least squares on the photos in tests/data (faces, johns, dlib_faces), pairing each
+CenterFace box with the HOG box of the same face; `bench/detector_accuracy.py` refits them and
+prints the landmark error with and without the fit.
 """
 from __future__ import annotations
 

@@ -1,16 +1,19 @@
 """Face masks from an aligned face's metadata: the landmark hull, eye and mouth regions, XSeg polygons.
 
-Training clips its losses to the face mask and weights the eyes and mouth (reference/dfl.md §6.2,
-§6.8), so these follow DFL's shapes: a hull whose eyebrows are pushed up to take in the forehead,
+Training clips its losses to the face mask and weights the eyes and mouth, as DFL's
+training does, so these follow DFL's shapes: a hull whose eyebrows are pushed up to take in the forehead,
 and eye/mouth regions dilated by h/32 and feathered by h/16. All masks are float32 H x W in 0..1,
 in the pixels of the aligned face the landmarks belong to.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
 
-from core.aligned_face import FaceMeta
+if TYPE_CHECKING:  # facelib sits below faceset: the type is only named here
+    from faceset.meta import FaceMeta
 
 _SHIFT = 4  # fixed-point bits for sub-pixel polygon filling
 _ONE = 1 << _SHIFT

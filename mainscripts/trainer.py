@@ -1,7 +1,7 @@
 """`train`: pick or create a model, feed it batches from background workers, show progress, save.
 
 Training runs in a worker thread; the main thread owns the OpenCV preview window (or, with
---no-preview, waits for Ctrl+C). They talk through queues, as in DFL (reference/dfl.md §7).
+--no-preview, waits for Ctrl+C). They talk through queues, as in DFL.
 """
 from __future__ import annotations
 
@@ -227,6 +227,7 @@ class PreviewWindow:
 
     def run(self) -> None:
         import cv2
+
         from models.preview import GRAPH_RANGES, compose_window
         cv2.namedWindow(WINDOW_NAME, cv2.WINDOW_AUTOSIZE)
         shown_iter = -1
@@ -286,8 +287,8 @@ class ModelPlan:
 def _check_flags(s: TrainSettings, cls: Any) -> None:
     """Model option flags are declared per model: one the chosen model does not declare is refused, not
     ignored (Quick96 declares none: its configuration is fixed); a bad value is refused naming its flag."""
+    from core.settings import parse_flags, show, unused_flags
     from models.loader import MODEL_NAMES, model_class
-    from models.options import parse_flags, show, unused_flags
     declared = {o.key for o in cls.OPTIONS}
     keys = unused_flags(cls.OPTIONS, s.options)  # each option's flag is --<key with dashes>
     if s.pretraining_dir is not None and "pretrain" not in declared and "pretrain" not in keys:
@@ -307,9 +308,10 @@ def _check_flags(s: TrainSettings, cls: Any) -> None:
 
 def _plan_model(s: TrainSettings) -> ModelPlan:
     """Class, name, saved state and options, all checked; nothing is created or written here."""
+    from core.settings import resolve
     from models.loader import choose_model_name, model_class, saved_options, saved_options_source
     from models.model_files import ModelFiles
-    from models.options import resolve, unknown_entries
+    from models.options import unknown_entries
 
     cls = model_class(s.model)
     _check_flags(s, cls)

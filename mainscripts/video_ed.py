@@ -16,8 +16,16 @@ import ffmpeg
 
 from core import interact, log
 from core.errors import UserError
-from core.fileio import (pid_alive, atomic_path, ensure_writable_dir, list_image_sequence, list_images,
-                         remove_stale_partials, require_dir, resolve_wildcard_ext)
+from core.fileio import (
+    atomic_path,
+    ensure_writable_dir,
+    list_image_sequence,
+    list_images,
+    pid_alive,
+    remove_stale_partials,
+    require_dir,
+    resolve_wildcard_ext,
+)
 from core.video import VideoInfo, fps_to_fraction, probe, run_ffmpeg
 
 FRAME_EXTS = ("png", "jpg")

@@ -1,6 +1,6 @@
 """DFL's DeepFake architecture (encoder, inter, decoder) for `df` and `liae` with variants u, d, t, c.
 
-The numbers follow reference/dfl.md §6.2: a res/16 (res/32 with -d) bottleneck, decoders of three
+The numbers follow DFL's SAEHD: a res/16 (res/32 with -d) bottleneck, decoders of three
 (four with -t) upscale+residual stages, a separate mask branch, sigmoid outputs.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The shared-encoder face-swap autoencoder behind Quick96 and SAEHD (reference/dfl.md §6.2, §6.4).
+"""The shared-encoder face-swap autoencoder behind Quick96 and SAEHD (DFL's DF and LIAE).
 
 DF: one encoder and inter, a decoder per identity; the swap is decoder_src(inter(enc(dst))).
 LIAE: one encoder, inter_AB and inter_B, one decoder; the swap decodes [AB(dst), AB(dst)].

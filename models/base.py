@@ -15,10 +15,10 @@ from core import keras_backend as kb
 from core import log
 from core.errors import UserError
 from core.fileio import atomic_write_text
+from core.settings import Option
 from facelib.face_type import FaceType
 from models.collapse_guard import CollapseGuard
 from models.model_files import ModelFiles, SavedState
-from models.options import Option
 from models.predictor import Prediction
 
 STATE_FORMAT = 1

@@ -1,4 +1,4 @@
-"""Training losses in keras.ops: DSSIM, MSE, mask blur, style moments (reference/dfl.md §6.2).
+"""Training losses in keras.ops: DSSIM, MSE, mask blur, style moments, as DFL's SAEHD uses them.
 
 All take NHWC float32 tensors and return one value per sample (shape (N,)), so callers weight,
 mask and average them the way DFL does.

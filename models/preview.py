@@ -1,4 +1,4 @@
-"""The training preview image, as DFL draws it (reference/dfl.md §6.7, §7): help lines, a loss graph,
+"""The training preview image, as DFL's trainer draws it: help lines, a loss graph,
 and rows of S | SS | D | DD | SD (plain and masked).
 """
 from __future__ import annotations

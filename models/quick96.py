@@ -1,4 +1,4 @@
-"""Quick96: DFL's fixed, fast model (DF-UD, 96 px, full face, batch 4; reference/dfl.md §6.4)."""
+"""Quick96: DFL's fixed, fast model (DF-UD, 96 px, full face, batch 4)."""
 from __future__ import annotations
 
 from typing import Any

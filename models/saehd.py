@@ -1,4 +1,4 @@
-"""SAEHD: DFL's configurable high-definition swap model (reference/dfl.md §6.2)."""
+"""SAEHD: DFL's configurable high-definition swap model."""
 from __future__ import annotations
 
 from typing import Any
@@ -6,6 +6,7 @@ from typing import Any
 from models.autoencoder import SwapAutoencoder
 from models.saehd_options import COMMON_OPTIONS, PRETRAIN_OVERRIDES, SAEHD_OPTIONS
 from models.samples import SampleSpec
+
 
 class SAEHD(SwapAutoencoder):
     CLASS_NAME = "SAEHD"

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.aligned_face import read_face_meta
 from facelib.align import align, transform_points
 from facelib.face_type import FaceType
 from facelib.masks import hull_mask
+from faceset.face_file import read_face_meta
 from models.predictor import Prediction
 
 TINT = np.array([0.75, 1.0, 1.35], np.float32)  # B, G, R gains: a clearly redder face

@@ -15,7 +15,7 @@ from facelib.face_type import FaceType
 
 DATA = Path(__file__).parent / "data"
 SQRT2 = math.sqrt(2.0)
-# DFL's padding per face type, restated here from reference/dfl.md §3.4 (not read from the code).
+# DFL's padding per face type, restated from DFL's LandmarksProcessor.get_transform_mat (not read from our code).
 PAD = {
     FaceType.HALF: 0.0, FaceType.MID_FULL: 0.0675, FaceType.FULL: 0.2109375,
     FaceType.FULL_NO_ALIGN: 0.2109375, FaceType.WHOLE_FACE: 0.40, FaceType.HEAD: 0.70,

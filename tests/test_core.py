@@ -9,11 +9,10 @@ import pytest
 from core import interact
 from core.devices import DeviceChoice, parse_gpu_idxs
 from core.errors import UserError
-from core.fileio import atomic_write_bytes, atomic_path, list_image_sequence, list_images
+from core.fileio import atomic_path, atomic_write_bytes, list_image_sequence, list_images
 from core.workers import run_pool
 from tests.conftest import run_cli
 from tests.pool_helpers import make_square_worker
-
 
 # --- atomic files ------------------------------------------------------------------------------
 

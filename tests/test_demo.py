@@ -5,10 +5,13 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pytest
 
 from core.image_io import read_image
 from core.video import probe
 from tests.conftest import run_cli
+
+pytestmark = pytest.mark.slow  # the whole pipeline through main.py demo (minutes)
 
 
 def test_demo_runs_every_stage_end_to_end_and_resumes(tmp_path):

@@ -6,7 +6,7 @@ import re
 import shutil
 
 from tests.conftest import run_cli
-from tests.facesets import extract_faces, make_frames, make_faceset
+from tests.facesets import extract_faces, make_faceset, make_frames
 
 
 def _value(stdout: str, name: str) -> float:

@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from core.aligned_face import load_aligned_face
 from core.synth_video import render_frames, smooth_motion
 from facelib.align import align, transform_points
 from facelib.face_type import FaceType
+from faceset.face_file import load_aligned_face
 from tests.conftest import FACES, REPO, run_cli
 from tests.xserver import window_process
 
@@ -50,7 +50,7 @@ def test_one_aligned_face_per_frame_with_metadata(extracted):
     for i, path in enumerate(faces):
         image, meta = load_aligned_face(path)
         assert image.shape == (256, 256, 3)
-        assert meta.face_type == "whole_face" and meta.source_filename == f"{i + 1:05d}.png"
+        assert meta.face_type.long_name == "whole_face" and meta.source_filename == f"{i + 1:05d}.png"
         # The stored matrix is the shared align() of the stored frame landmarks ...
         np.testing.assert_allclose(meta.image_to_face_mat, align(meta.source_landmarks, 256, FaceType.WHOLE_FACE), atol=1e-6)
         # ... and the face-space landmarks are the frame landmarks under that matrix.
@@ -86,7 +86,7 @@ def test_face_type_and_size_options(tmp_path):
     result = _extract(tmp_path / "frames", tmp_path / "aligned", "--face-type", "f", "--image-size", "128")
     assert result.returncode == 0, result.stderr
     image, meta = load_aligned_face(tmp_path / "aligned" / "00001_0.jpg")
-    assert image.shape == (128, 128, 3) and meta.face_type == "full_face"
+    assert image.shape == (128, 128, 3) and meta.face_type.long_name == "full_face"
 
 
 def _two_people(path):
@@ -98,6 +98,7 @@ def _two_people(path):
     cv2.imwrite(str(path), frame)
 
 
+@pytest.mark.slow
 def test_max_faces_keeps_the_largest(tmp_path):
     (tmp_path / "frames").mkdir()
     _two_people(tmp_path / "frames" / "group.png")
@@ -115,9 +116,10 @@ def test_defaults_without_a_terminal(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "Face type: wf (default" in result.stderr and "Image size: 512 (default" in result.stderr
     image, meta = load_aligned_face(tmp_path / "aligned" / "00001_0.jpg")
-    assert image.shape == (512, 512, 3) and meta.face_type == "whole_face"
+    assert image.shape == (512, 512, 3) and meta.face_type.long_name == "whole_face"
 
 
+@pytest.mark.slow
 def test_resume_and_force(tmp_path):
     _frames(tmp_path / "frames", n=5)
     out = tmp_path / "aligned"
@@ -142,6 +144,7 @@ def test_resume_and_force(tmp_path):
     assert len(journal.read_text().splitlines()) == 5
 
 
+@pytest.mark.slow
 def test_killed_run_leaves_only_whole_files_and_resumes(tmp_path):
     _frames(tmp_path / "frames", n=40, size=(480, 360))
     out = tmp_path / "aligned"
@@ -192,6 +195,7 @@ def test_nothing_processable_is_an_error(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_identity_filter_keeps_only_the_reference_person(tmp_path):
     frames = tmp_path / "frames"
     frames.mkdir()
@@ -212,6 +216,7 @@ def test_identity_filter_keeps_only_the_reference_person(tmp_path):
     assert len(list((tmp_path / "all").glob("*.jpg"))) == 2
 
 
+@pytest.mark.slow
 def test_smooth_landmarks_lowers_jitter(tmp_path):
     from facelib.detectors import detect
     from facelib.landmarks import landmarks as find_landmarks
@@ -239,6 +244,7 @@ def test_smooth_landmarks_lowers_jitter(tmp_path):
     assert jitter["--smooth-landmarks"] < 0.7 * jitter[""]
 
 
+@pytest.mark.slow
 def test_manual_fix_opens_the_window_only_for_frames_without_a_face(xserver, tmp_path):
     """`extract --manual-fix` from the command line: the automatic pass finds the face in frame 1,
     the window opens for frame 2 alone, Enter accepts the placed rect and it is written."""

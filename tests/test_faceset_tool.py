@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
-from core.aligned_face import load_aligned_face, read_face_meta, update_face_meta
 from core.image_io import read_image
 from facelib.align import align, invert_affine, transform_points
 from facelib.face_type import FaceType
+from faceset.face_file import load_aligned_face, read_face_meta, update_face_meta
 from tests.conftest import run_cli
 from tests.facesets import copy_faceset, make_faceset
 
@@ -48,7 +48,7 @@ def test_plain_resize_scales_everything_and_leaves_originals_without_merge(faces
     for name in before:
         old_img, old = load_aligned_face(folder / name)
         img, new = load_aligned_face(out / name)
-        assert img.shape == (64, 64, 3) and new.face_type == "whole_face"
+        assert img.shape == (64, 64, 3) and new.face_type.long_name == "whole_face"
         assert np.abs(new.landmarks - old.landmarks * 0.5).max() < 0.5
         assert np.abs(transform_points(new.source_landmarks, new.image_to_face_mat) - new.landmarks).max() < 1.0
         assert np.abs(img.astype(int) - cv2.resize(old_img, (64, 64), interpolation=cv2.INTER_AREA)).mean() < 3
@@ -64,7 +64,7 @@ def test_recrop_to_full_face_lands_on_the_frame_and_merges_back(faceset, tmp_pat
     assert sorted(p.name for p in folder.glob("*.jpg")) == sorted(old_metas)
     for name, old in old_metas.items():
         img, new = load_aligned_face(folder / name)
-        assert img.shape == (96, 96, 3) and new.face_type == "full_face"
+        assert img.shape == (96, 96, 3) and new.face_type.long_name == "full_face"
         assert new.source_filename == old.source_filename and new.source_rect == old.source_rect
         # the new crop matrix takes the frame's landmarks onto the new landmarks ...
         mapped = transform_points(new.source_landmarks, new.image_to_face_mat)
@@ -88,7 +88,8 @@ def test_recrop_moves_polygons_and_xseg_mask_with_the_pixels(faceset, tmp_path):
                    "--face-type", "full_face", "--merge").returncode == 0
     new = read_face_meta(first)
     # through the frame: old face -> frame -> new face
-    old_to_new = (np.vstack([new.image_to_face_mat, [0, 0, 1]]) @ np.vstack([invert_affine(old.image_to_face_mat), [0, 0, 1]]))[:2]
+    old_to_new = (np.vstack([new.image_to_face_mat, [0, 0, 1]])
+                  @ np.vstack([invert_affine(old.image_to_face_mat), [0, 0, 1]]))[:2]
     expected = transform_points(SQUARE, old_to_new)
     assert np.abs(new.seg_ie_polys[0]["pts"] - expected).max() < 1.0
     assert new.xseg_mask.shape == (96, 96)

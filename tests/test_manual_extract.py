@@ -167,6 +167,7 @@ def _letterbox(photo: Path) -> np.ndarray:
     return frame
 
 
+@pytest.mark.slow
 def test_window_driven_with_mouse_and_keys(xserver, tmp_path):
     photos = ["obama.jpg", "grace_hopper.jpg", "astronaut.jpg"]
     paths = []

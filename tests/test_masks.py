@@ -7,8 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from core.aligned_face import load_aligned_face, read_face_meta, update_face_meta
 from facelib.masks import eyes_mask, eyes_mouth_mask, face_mask, hull_mask, polygons_mask
+from faceset.face_file import load_aligned_face, read_face_meta, update_face_meta
 from tests.facesets import make_faceset
 
 

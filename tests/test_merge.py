@@ -145,6 +145,7 @@ def test_bad_config_file_is_a_clear_error(dst, tmp_path):
 def _container_tags(video: Path) -> dict[str, str]:
     """Global metadata of a video as ffmpeg's ffmetadata dump gives it (key=value lines)."""
     import subprocess
+
     from core.video import ffmpeg_exe
     out = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(video), "-f", "ffmetadata", "-"],
                          capture_output=True, text=True, check=True).stdout
@@ -170,6 +171,7 @@ def test_merged_video_carries_a_synthetic_media_marker(dst, tmp_path, ext):
     assert "synthetic" not in " ".join(tags.values()) and "synthetic_media" not in tags
 
 
+@pytest.mark.slow
 def test_cli_merges_with_a_real_tiny_model_trained_by_train(dst, tmp_path):
     """The whole path a user runs: `train` a (tiny, 2-iteration) SAEHD, then `merge` with it."""
     src = make_frames("obama2.jpg", tmp_path / "src", count=4)

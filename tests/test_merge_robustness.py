@@ -272,6 +272,7 @@ def test_a_write_failure_in_a_worker_process_ends_the_run_naming_the_frame(dst, 
 NOISE = re.compile(r"oneDNN|cuInit|cudart|absl::|TF-TRT|^[IWEF]\d{4} \d\d:\d\d|I tensorflow", re.MULTILINE)
 
 
+@pytest.mark.slow
 def test_cli_merges_a_model_chosen_by_name_without_tensorflow_log_lines(dst, tmp_path):
     """A real tiny model trained by `train`, and a copy of it under another name: `merge
     --force-model-name` picks one, and stderr holds the merger's lines only."""

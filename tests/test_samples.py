@@ -15,13 +15,13 @@ import cv2
 import numpy as np
 import pytest
 
-from core.aligned_face import load_aligned_face, read_face_meta, write_aligned_face
 from core.errors import UserError
-from core.packed_faceset import pack_path, write_packed
 from core.image_io import read_image
 from facelib.align import align, crop_face, transform_points
 from facelib.face_type import FaceType
 from facelib.masks import hull_mask
+from faceset.face_file import load_aligned_face, read_face_meta, write_aligned_face
+from faceset.pack import pack_path, write_packed
 from models.samples import BatchStream, SampleSpec, _Order, load_faceset, preview_batch
 from tests.conftest import REPO
 from tests.facesets import make_faceset
@@ -65,7 +65,7 @@ def test_load_faceset_reads_every_face(wf_set):
     assert [r.name for r in records] == [f.name for f in files]
     for rec, f in zip(records, files):
         meta = read_face_meta(f)
-        assert rec.face_type == "whole_face" and rec.where == str(f)
+        assert rec.face_type.long_name == "whole_face" and rec.where == str(f)
         assert rec.source_filename == meta.source_filename
         np.testing.assert_array_equal(rec.landmarks, meta.landmarks)
 
@@ -124,7 +124,7 @@ def test_load_errors_name_the_folder_or_file(wf_set, f_set, tmp_path):
 def _dfl_copy(src: Path, dst: Path) -> None:
     """The face as DeepFaceLab writes it: pixels re-encoded, metadata as a pickled dict in APP15."""
     image, meta = load_aligned_face(src)
-    d = {"face_type": meta.face_type, "landmarks": meta.landmarks, "source_filename": meta.source_filename,
+    d = {"face_type": meta.face_type.long_name, "landmarks": meta.landmarks, "source_filename": meta.source_filename,
          "source_rect": meta.source_rect, "source_landmarks": meta.source_landmarks,
          "image_to_face_mat": meta.image_to_face_mat, "eyebrows_expand_mod": 1.0}
     payload = pickle.dumps(d, protocol=4)
@@ -163,7 +163,7 @@ def test_wider_faces_are_recropped_to_the_model_face_type(wf_set, tmp_path):
     dfl_dir.mkdir()
     _dfl_copy(files[0], dfl_dir / files[0].name)
     dfl = load_faceset(dfl_dir)
-    assert dfl[0].face_type == "whole_face"
+    assert dfl[0].face_type.long_name == "whole_face"
     ours = preview_batch(records[:1], spec, 1)
     theirs = preview_batch(dfl, spec, 1)
     assert np.abs(ours.target - theirs.target).mean() < 0.01

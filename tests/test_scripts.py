@@ -14,9 +14,9 @@ from pathlib import Path
 import cv2
 import pytest
 
-from core.aligned_face import load_aligned_face, read_face_meta
 from core.synth_video import make_video_from_photo
 from core.video import ffmpeg_exe, probe
+from faceset.face_file import load_aligned_face, read_face_meta
 from tests.conftest import FACES, REPO
 
 SCRIPTS = REPO / "scripts"
@@ -264,6 +264,7 @@ def spaced_repo(tmp_path) -> Path:
     return link
 
 
+@pytest.mark.slow
 def test_every_sh_script_runs_in_workflow_order(tmp_path, spaced_repo):
     ws = tmp_path / "my workspace"
     make_workspace(ws)

@@ -47,12 +47,14 @@ def jump_clip() -> Clip:
     return _clip("grace_hopper.jpg", "jump")
 
 
+@pytest.mark.slow
 def test_raw_landmark_error_is_small(slow_clip):
     m = metrics(slow_clip, slow_clip.found)
     assert m["found"] > 0.95
     assert m["err"] < 4.0  # % of inter-ocular distance; measured ~1.7 on obama
 
 
+@pytest.mark.slow
 def test_smoothing_lowers_jitter(slow_clip):
     raw = metrics(slow_clip, slow_clip.found)
     smooth = metrics(slow_clip, smooth_sequence(slow_clip.found))
@@ -60,6 +62,7 @@ def test_smoothing_lowers_jitter(slow_clip):
     assert smooth["err"] <= raw["err"] + 0.1
 
 
+@pytest.mark.slow
 def test_no_lag_on_a_sudden_jump(jump_clip):
     raw = metrics(jump_clip, jump_clip.found)
     smooth = metrics(jump_clip, smooth_sequence(jump_clip.found))

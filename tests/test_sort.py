@@ -16,9 +16,9 @@ import cv2
 import numpy as np
 import pytest
 
-from core.aligned_face import load_aligned_face, read_face_meta, write_aligned_face
 from core.errors import UserError
 from core.image_io import read_image, write_image
+from faceset.face_file import load_aligned_face, read_face_meta, write_aligned_face
 from tests.conftest import REPO, run_cli
 from tests.facesets import blurred_copy, extract_faces, make_faceset, make_frames
 

@@ -70,6 +70,7 @@ def _streams(model, src: Path, dst: Path):
             BatchStream(load_faceset(dst), d_spec, model.batch_size, workers=0, seed=2))
 
 
+@pytest.mark.slow
 def test_loss_decreases_and_save_load_gives_identical_predictions(facesets, tmp_path):
     model = _model(tmp_path)
     src, dst = _streams(model, *facesets)
@@ -98,6 +99,7 @@ def test_loss_decreases_and_save_load_gives_identical_predictions(facesets, tmp_
     assert float(np.abs(half.face - a.face).mean()) < 2.5 / 255
 
 
+@pytest.mark.slow
 def test_nan_rolls_back_to_the_last_good_weights_and_lowers_the_learning_rate(facesets, tmp_path):
     model = _model(tmp_path)
     src, dst = _streams(model, *facesets)
@@ -127,6 +129,7 @@ def test_collapse_guard_ignores_one_hard_batch_but_stops_a_sustained_explosion()
     assert "NaN" in guard.check([float("nan"), 1.0])
 
 
+@pytest.mark.slow
 def test_lr_dropout_updates_about_thirty_percent_of_weights_per_step():
     from core import keras_backend as kb
     keras = kb.prepare()
@@ -146,7 +149,7 @@ def test_lr_dropout_updates_about_thirty_percent_of_weights_per_step():
 
 
 def test_options_round_trip_and_flags_override_only_what_may_change():
-    from models.options import resolve
+    from core.settings import resolve
     from models.saehd_options import COMMON_OPTIONS, SAEHD_OPTIONS
     opts = SAEHD_OPTIONS + COMMON_OPTIONS
     fresh = resolve(opts, None, {"resolution": "64", "archi": "df-ud"}, ask_overrides=False)
@@ -158,6 +161,7 @@ def test_options_round_trip_and_flags_override_only_what_may_change():
     assert changed["batch_size"] == 2 and changed["random_warp"] is False
 
 
+@pytest.mark.slow
 def test_quick96_has_dfl_shapes_and_steps(facesets, tmp_path):
     from core import keras_backend as kb
     kb.prepare()
@@ -174,6 +178,7 @@ def test_quick96_has_dfl_shapes_and_steps(facesets, tmp_path):
 
 # --- the command line -----------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_cli_trains_non_interactively_and_resumes_at_the_saved_iteration(facesets, tmp_path):
     model_dir = tmp_path / "model"
     first = _train_cli(*facesets, model_dir, "--target-iteration", "6")
@@ -193,6 +198,7 @@ def test_cli_trains_non_interactively_and_resumes_at_the_saved_iteration(faceset
     assert meta["iteration"] == 9 and meta["options"] == options
 
 
+@pytest.mark.slow
 def test_ctrl_c_without_preview_saves_and_exits(facesets, tmp_path):
     model_dir = tmp_path / "model"
     cmd = [sys.executable, str(REPO / "main.py"), "train", "--training-data-src-dir", str(facesets[0]),
@@ -217,6 +223,7 @@ def test_ctrl_c_without_preview_saves_and_exits(facesets, tmp_path):
 
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])
+@pytest.mark.slow
 def test_other_backends_train_and_resume_the_same_model_files(facesets, tmp_path, backend):
     model_dir = tmp_path / "model"
     env = dict(os.environ, PYTHONUNBUFFERED="1", KERAS_BACKEND=backend)
@@ -231,6 +238,7 @@ def test_other_backends_train_and_resume_the_same_model_files(facesets, tmp_path
     assert _state_meta(model_dir)["iteration"] == 4
 
 
+@pytest.mark.slow
 def test_bad_inputs_fail_with_one_line_and_leave_the_model_untouched(facesets, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -255,6 +263,7 @@ def test_bad_inputs_fail_with_one_line_and_leave_the_model_untouched(facesets, t
     assert state.read_bytes() == good[: len(good) // 2]
 
 
+@pytest.mark.slow
 def test_preview_window_keys_save_switch_and_exit(facesets, tmp_path, xserver):
     from tests.xserver import window_process
     model_dir = tmp_path / "model"
@@ -336,6 +345,7 @@ assert moved > 5e-5 and diff < 0.01 * moved, (diff, moved)
 """
 
 
+@pytest.mark.slow
 def test_jax_data_parallel_splits_the_batch_and_matches_one_device(tmp_path):
     """Two XLA host devices stand in for two GPUs: the same step on a sharded batch gives the same weights."""
     env = dict(os.environ, KERAS_BACKEND="jax", XLA_FLAGS="--xla_force_host_platform_device_count=2")

@@ -35,6 +35,7 @@ def _saved_model(folder: Path, name: str, cls: str, options: dict) -> None:
 
 # --- 1. the options file and the flags: one declaration checks both -------------------------------
 
+@pytest.mark.slow
 def test_a_bad_value_in_the_options_file_names_the_file_and_the_key(facesets, tmp_path):
     model_dir = tmp_path / "model"
     _saved_model(model_dir, "new", "SAEHD", TINY_OPTIONS)
@@ -74,6 +75,7 @@ def test_every_saved_option_goes_through_its_declaration(tmp_path, edit, expecte
     (["--batch-size", "true"], "--batch-size must be an integer from 1 to 256, got 'true'"),
     (["--resolution", "48", "--archi", "df-ud"], "--resolution must be a multiple of 32 for archi 'df-ud'"),
 ])
+@pytest.mark.slow
 def test_a_bad_flag_value_is_refused_naming_the_flag(facesets, tmp_path, flags, expected):
     model_dir = tmp_path / "model"
     res = _train(*facesets, model_dir, "SAEHD", *flags, "--target-iteration", "1")
@@ -82,6 +84,7 @@ def test_a_bad_flag_value_is_refused_naming_the_flag(facesets, tmp_path, flags, 
     assert not model_dir.exists()
 
 
+@pytest.mark.slow
 def test_unknown_keys_in_the_options_file_are_kept_and_warned_about_once(facesets, tmp_path):
     model_dir = tmp_path / "model"
     assert _train(*facesets, model_dir, "SAEHD", *TINY, "--target-iteration", "1").returncode == 0
@@ -100,6 +103,7 @@ def test_unknown_keys_in_the_options_file_are_kept_and_warned_about_once(faceset
 
 # --- 2. a folder holding another class of model ----------------------------------------------------
 
+@pytest.mark.slow
 def test_quick96_does_not_start_silently_in_a_folder_holding_a_saehd_model(facesets, tmp_path):
     model_dir = tmp_path / "model"
     _saved_model(model_dir, "mine", "SAEHD", TINY_OPTIONS)
@@ -113,6 +117,7 @@ def test_quick96_does_not_start_silently_in_a_folder_holding_a_saehd_model(faces
 
 # --- 3. flags the chosen model does not use --------------------------------------------------------
 
+@pytest.mark.slow
 def test_flags_quick96_does_not_use_are_refused(facesets, tmp_path):
     model_dir = tmp_path / "model"
     res = _train(*facesets, model_dir, "Quick96", "--batch-size", "8", "--pretraining-data-dir", str(facesets[0]),
@@ -129,6 +134,7 @@ def test_flags_quick96_does_not_use_are_refused(facesets, tmp_path):
 
 # --- 4. nothing is created before the inputs check out ---------------------------------------------
 
+@pytest.mark.slow
 def test_a_missing_input_creates_no_model_folder(facesets, tmp_path):
     missing = tmp_path / "data_src" / "aligned"
     model_dir = tmp_path / "workspace" / "model"

@@ -136,6 +136,7 @@ def _alive(pid: int) -> bool:
 
 # --- 1. no display: train without the window ------------------------------------------------------------
 
+@pytest.mark.slow
 def test_train_without_a_usable_display_trains_without_the_window_and_says_so(facesets, model_dir):
     for i, display in enumerate((None, ":99999")):  # no DISPLAY at all; a DISPLAY whose server is gone
         target = TRAINED_ITERATIONS + 2 * (i + 1)
@@ -151,6 +152,7 @@ def test_train_without_a_usable_display_trains_without_the_window_and_says_so(fa
 
 # --- 2. a window but no terminal: the target ends the run ------------------------------------------------
 
+@pytest.mark.slow
 def test_window_without_a_terminal_ends_the_run_at_the_target(facesets, model_dir, xserver):
     from tests.xserver import window_process
     target = TRAINED_ITERATIONS + 3
@@ -167,6 +169,7 @@ def test_window_without_a_terminal_ends_the_run_at_the_target(facesets, model_di
 
 # --- 3. NaN/inf in the saved model; bounded rollbacks; no NaN snapshot or save ---------------------------
 
+@pytest.mark.slow
 def test_saved_nonfinite_weights_stop_training_and_name_the_newest_good_autobackup(model_dir):
     from core.errors import UserError
     from models.model_files import SavedState
@@ -194,6 +197,7 @@ def test_saved_nonfinite_weights_stop_training_and_name_the_newest_good_autoback
         _load_model(model_dir)
 
 
+@pytest.mark.slow
 def test_rollbacks_are_bounded_and_no_snapshot_or_save_keeps_nonfinite_weights(facesets, model_dir):
     from core import keras_backend as kb
     from core.errors import UserError
@@ -227,6 +231,7 @@ def _weights(model_dir: Path) -> dict[str, np.ndarray]:
         return {k: data[k] for k in data.files if k.startswith("net/")}
 
 
+@pytest.mark.slow
 def test_an_explosion_after_a_restart_is_rolled_back_and_never_saved(facesets, model_dir):
     from core.errors import UserError
     from mainscripts.trainer import Console, TrainingSession, TrainSettings
@@ -285,6 +290,7 @@ def test_collapse_guard_keeps_its_level_across_a_restart_unless_the_first_step_d
 
 # --- 5 and 7. SIGTERM saves like Ctrl+C; one train per model folder ---------------------------------------
 
+@pytest.mark.slow
 def test_sigterm_saves_and_exits_and_a_second_run_on_the_folder_is_refused(facesets, model_dir, tmp_path):
     log = tmp_path / "first.log"
     with open(log, "w") as out:
@@ -313,6 +319,7 @@ def test_sigterm_saves_and_exits_and_a_second_run_on_the_folder_is_refused(faces
     assert not (model_dir / ".facekit.lock").exists()
 
 
+@pytest.mark.slow
 def test_sighup_with_the_preview_window_open_saves_and_exits(facesets, model_dir, xserver, tmp_path):
     from tests.xserver import window_process
     log = tmp_path / "run.log"
@@ -327,6 +334,7 @@ def test_sighup_with_the_preview_window_open_saves_and_exits(facesets, model_dir
 
 # --- 6. kill -9 leaves no sample process behind ---------------------------------------------------------
 
+@pytest.mark.slow
 def test_killing_the_trainer_ends_its_sample_processes(facesets, model_dir, tmp_path):
     log = tmp_path / "run.log"
     with open(log, "w") as out:
@@ -354,6 +362,7 @@ def test_killing_the_trainer_ends_its_sample_processes(facesets, model_dir, tmp_
 
 # --- 8. leftovers of killed saves ----------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_new_run_removes_its_own_stale_partial_files_and_only_those(facesets, model_dir):
     from mainscripts.trainer import TrainSettings, train
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -395,6 +404,7 @@ def _copy_to_a_full_disk(src_path, dst_path, **_kwargs):
     raise OSError(errno.ENOSPC, "No space left on device", str(src_path))  # shutil names the source
 
 
+@pytest.mark.slow
 def test_a_full_disk_names_the_file_and_keeps_the_previous_save(facesets, model_dir, monkeypatch):
     from core.errors import UserError
     from mainscripts.trainer import Console, TrainingSession, TrainSettings
@@ -438,6 +448,7 @@ def test_a_full_disk_names_the_file_and_keeps_the_previous_save(facesets, model_
     assert not leftovers, leftovers
 
 
+@pytest.mark.slow
 def test_cli_disk_full_during_a_save_is_one_line_naming_the_state_file(facesets, model_dir, tmp_path):
     """The real write path through main.py: fsync of a file in the model folder fails with ENOSPC."""
     hook = tmp_path / "hook"
@@ -501,6 +512,7 @@ print("ok", kb.backend_name())
 
 
 @pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
+@pytest.mark.slow
 def test_mixed_float16_scales_the_loss_so_small_gradients_survive(backend):
     res = subprocess.run([sys.executable, "-c", LOSS_SCALE_CHECK, str(REPO)], cwd=REPO,
                          env=_env(KERAS_BACKEND=backend), capture_output=True, text=True, timeout=300)

@@ -51,6 +51,7 @@ def test_extract_replaces_old_frames_only_after_success(face_video, tmp_path):
 
 
 @pytest.mark.parametrize("container", ["mp4", "mov", "avi", "mkv"])
+@pytest.mark.slow
 def test_video_from_sequence_round_trip_with_audio(face_video, tmp_path, container):
     frames_dir = tmp_path / "frames"
     _extract(face_video.path, frames_dir, "--fps", "0", "--output-ext", "png")
@@ -66,6 +67,7 @@ def test_video_from_sequence_round_trip_with_audio(face_video, tmp_path, contain
     assert abs(info.duration - 2.0) < 0.15
 
 
+@pytest.mark.slow
 def test_video_from_sequence_lossless_keeps_pixels(face_video, tmp_path):
     frames_dir = tmp_path / "frames"
     frames = _extract(face_video.path, frames_dir, "--fps", "0", "--output-ext", "png")
