@@ -32,13 +32,29 @@ class _ColourFormatter(logging.Formatter):
         return text
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time of the message (not the one at set-up), so output
+    captured or redirected later (pytest, a wrapping tool) still receives the toolkit's lines."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def setup(debug: bool = False) -> logging.Logger:
     """Configure the toolkit logger once per process (main and every worker call this)."""
     colorama.just_fix_windows_console()
     logger = logging.getLogger(_LOGGER_NAME)
     logger.setLevel(logging.DEBUG if debug else logging.INFO)
     if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(_ColourFormatter(sys.stderr.isatty()))
         logger.addHandler(handler)
         logger.propagate = False
