@@ -16,7 +16,8 @@ from core import log
 from core.errors import UserError
 from core.fileio import atomic_write_json, require_dir
 from core.image_io import read_image
-from facelib.align import crop_face, landmarks_to_rect
+from facelib.align import landmarks_to_rect
+from facelib.crop import CropSpec
 from facelib.face_type import FaceType
 from facelib.identity import embedding
 from facelib.landmarks import landmarks_from_box
@@ -86,8 +87,9 @@ def evaluate(workspace: str, max_frames: int = 100, src_faces: int = 30) -> dict
         (p_m, y_m, _), (p_d, y_d, _) = estimate_pose(lm_merged), estimate_pose(lm_dst)
         yaw_d.append(abs(np.degrees(y_m - y_d)))
         pitch_d.append(abs(np.degrees(p_m - p_d)))
-        merged_crops.append(crop_face(merged, face.landmarks, JITTER_CROP, FaceType.FULL)[0])
-        dst_crops.append(crop_face(original, face.landmarks, JITTER_CROP, FaceType.FULL)[0])
+        crop = CropSpec(JITTER_CROP, FaceType.FULL).of(face.landmarks)
+        merged_crops.append(crop.warp(merged))
+        dst_crops.append(crop.warp(original))
 
     merged_embs, dst_embs = np.asarray(merged_embs), np.asarray(dst_embs)
     report = {

@@ -22,7 +22,7 @@ from core.errors import UserError
 from core.fileio import disk_error, is_partial
 from core.image_io import read_image, write_image
 from core.workers import run_pool
-from facelib.align import align, invert_affine, transform_points
+from facelib.crop import Crop, CropSpec
 from facelib.detected_face import DetectedFace
 from facelib.draw import BLUE, RED, draw_crop_square, draw_landmarks, draw_rect
 from facelib.face_type import FaceType
@@ -71,12 +71,22 @@ class FrameOutcome:
 
 # --- worker side -------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class PlacedFace:
+    """A face found in a frame and its crop, computed once: the written face, its metadata's
+    image_to_face_mat and the debug drawing all use this one crop."""
+
+    face: DetectedFace
+    crop: Crop
+
+
 class FrameExtractor:
     """Per-process state: the detector, the identity filter and the settings, loaded once."""
 
     def __init__(self, settings: FrameSettings):
         self.s = settings
         self.face_type = FaceType.from_string(settings.face_type)
+        self.spec = CropSpec(settings.image_size, self.face_type)
         self.detector = None
         if settings.detector in AUTO_DETECTORS:
             from facelib.detectors import get_detector
@@ -89,36 +99,41 @@ class FrameExtractor:
 
     def __call__(self, job: FrameJob) -> FrameOutcome:
         image = read_image(job.path)
-        faces = job.faces if job.faces is not None else self.find_faces(image)
+        if job.faces is not None:
+            found = [PlacedFace(f, self.spec.of(f.landmarks)) for f in job.faces]
+        else:
+            found = self.find_faces(image)
         if job.detect_only:
-            return FrameOutcome(job.path.name, faces=faces)
-        return self.write_faces(job.path, image, faces)
+            return FrameOutcome(job.path.name, faces=[p.face for p in found])
+        return self.write_faces(job.path, image, found)
 
-    def find_faces(self, image: np.ndarray) -> list[DetectedFace]:
+    def find_faces(self, image: np.ndarray) -> list[PlacedFace]:
+        """The plausible faces in a frame, each with its crop (computed once, reused for writing)."""
         from facelib.landmarks import landmarks
         if self.detector is None:
             return []
         faces = self.detector.detect(image)
         for face in faces:
             face.landmarks = landmarks(image, face)
-        return [f for f in faces if self._plausible(f)]
+        placed = [PlacedFace(f, self.spec.of(f.landmarks)) for f in faces]
+        return [p for p in placed if self._plausible(p)]
 
-    def _plausible(self, face: DetectedFace) -> bool:
+    def _plausible(self, placed: PlacedFace) -> bool:
         """DFL's sanity check: for face types up to full, the crop must not dwarf the detector box."""
+        face = placed.face
         if self.face_type > FaceType.FULL_NO_ALIGN or face.area <= 0:
             return True
-        mat = align(face.landmarks, self.s.image_size, self.face_type)
-        crop_area = (self.s.image_size / np.sqrt(abs(np.linalg.det(mat[:, :2])))) ** 2
+        crop_area = (placed.crop.size / placed.crop.pixel_scale) ** 2
         return crop_area <= MAX_CROP_TO_RECT_AREA * face.area
 
-    def write_faces(self, frame_path: Path, image: np.ndarray, faces: list[DetectedFace]) -> FrameOutcome:
+    def write_faces(self, frame_path: Path, image: np.ndarray, faces: list[PlacedFace]) -> FrameOutcome:
         outcome = FrameOutcome(frame_path.name)
         kept = []
-        for face in faces:
-            if self.identity is not None and not self.identity.matches(image, face.landmarks):
+        for placed in faces:
+            if self.identity is not None and not self.identity.matches(image, placed.face.landmarks):
                 outcome.rejected_identity += 1
                 continue
-            kept.append(face)
+            kept.append(placed)
         if self.s.max_faces:
             kept = kept[: self.s.max_faces]
         try:
@@ -129,25 +144,23 @@ class FrameExtractor:
         outcome.faces_written = len(kept)
         return outcome
 
-    def _write(self, frame_path: Path, image: np.ndarray, kept: list[DetectedFace]) -> None:
-        size = self.s.image_size
+    def _write(self, frame_path: Path, image: np.ndarray, kept: list[PlacedFace]) -> None:
         debug = image.copy() if self.s.debug_dir is not None else None
-        for idx, face in enumerate(kept):
-            mat = align(face.landmarks, size, self.face_type)
-            crop = cv2.warpAffine(image, mat, (size, size), flags=cv2.INTER_LANCZOS4)
+        for idx, (face, crop) in enumerate((p.face, p.crop) for p in kept):
             meta = FaceMeta(
                 face_type=self.face_type,
-                landmarks=transform_points(face.landmarks, mat),
+                landmarks=crop.to_face(face.landmarks),
                 source_filename=frame_path.name,
                 source_rect=tuple(int(round(v)) for v in face.rect),
                 source_landmarks=face.landmarks,
-                image_to_face_mat=mat,
+                image_to_face_mat=crop.mat,
             )
-            write_aligned_face(self.s.output_dir / f"{frame_path.stem}_{idx}.jpg", crop, meta, self.s.jpeg_quality)
+            write_aligned_face(self.s.output_dir / f"{frame_path.stem}_{idx}.jpg", crop.warp(image), meta,
+                               self.s.jpeg_quality)
             if debug is not None:
                 draw_landmarks(debug, face.landmarks)
                 draw_rect(debug, face.rect, BLUE)
-                draw_crop_square(debug, invert_affine(mat), size, RED)
+                draw_crop_square(debug, crop.inverse, crop.size, RED)
         if debug is not None:
             write_image(self.s.debug_dir / f"{frame_path.stem}.jpg", debug, DEBUG_JPEG_QUALITY)
 

@@ -24,7 +24,8 @@ from core.errors import UserError
 from core.fileio import IMAGE_EXTENSIONS, remove_stale_partials, require_dir
 from core.rename_journal import finish_interrupted
 from core.workers import default_worker_count, run_pool
-from facelib.align import align, transform_points
+from facelib.align import transform_points
+from facelib.crop import Crop, CropSpec
 from facelib.face_type import SHORT_NAMES, FaceType
 from faceset.face_file import FaceMeta, load_aligned_face, write_aligned_face
 from faceset.faceset import Faceset
@@ -70,14 +71,15 @@ def resize_face(image: np.ndarray, meta: FaceMeta, size: int,
                             "current crop are not in the file (re-extract from the frames instead)")
         if meta.landmarks.shape != (68, 2):
             raise UserError("re-cropping needs 68 landmarks")
-        mat = align(meta.landmarks, size, target)
-        new_image = _warp(image, mat, size)
+        crop = CropSpec(size, target).of(meta.landmarks)
+        mat = crop.mat
+        new_image = _warp(image, crop)
     return new_image, transform_meta(meta, mat, (h, w), size, target)
 
 
-def _warp(image: np.ndarray, mat: np.ndarray, size: int) -> np.ndarray:
-    """warpAffine with Lanczos, first shrinking with area averaging when the crop is much smaller."""
-    scale = float(np.sqrt(abs(np.linalg.det(mat[:, :2]))))
+def _warp(image: np.ndarray, crop: Crop) -> np.ndarray:
+    """The crop with Lanczos, first shrinking with area averaging when the crop is much smaller."""
+    mat, size, scale = crop.mat, crop.size, crop.pixel_scale
     if scale < 0.5:
         h, w = image.shape[:2]
         sw, sh = max(1, round(w * scale * 2)), max(1, round(h * scale * 2))

@@ -25,7 +25,8 @@ import cv2
 import numpy as np
 
 from core.color_transfer import color_transfer
-from facelib.align import align, invert_affine, transform_points
+from facelib.align import invert_affine
+from facelib.crop import CropSpec
 from facelib.face_type import FaceType
 from merger import image_ops, mask_ops
 from merger.config import MergeConfig
@@ -59,8 +60,7 @@ def crop_for_model(frame: np.ndarray, landmarks: np.ndarray, resolution: int, fa
 
     Bicubic, as DFL's merger crops; the compositing re-crops the same way for colour transfer.
     """
-    mat = align(landmarks, resolution, face_type)
-    crop = cv2.warpAffine(frame, mat, (resolution, resolution), flags=cv2.INTER_CUBIC)
+    crop = CropSpec(resolution, face_type).of(landmarks).warp(frame, cv2.INTER_CUBIC)
     return image_ops.to_float(crop)
 
 
@@ -334,10 +334,11 @@ def _compose_in_regions(frame_u8: np.ndarray, layers: list[FaceLayer]) -> tuple[
 
 # --- motion between frames ------------------------------------------------------------------------
 
+CENTRE_CROP = CropSpec(256, FaceType.FULL)  # the crop whose centre motion is measured on
+
 def face_centre(landmarks: np.ndarray) -> np.ndarray:
     """The centre of the face's FULL crop in frame pixels: the point motion is measured on."""
-    mat = align(landmarks, 256, FaceType.FULL)
-    return transform_points(np.array([128.0, 128.0]), mat, invert=True)
+    return CENTRE_CROP.of(landmarks).to_frame(np.array([128.0, 128.0]))
 
 
 def motion_between(prev_lm: np.ndarray | None, cur_lm: np.ndarray, next_lm: np.ndarray | None) -> Motion:

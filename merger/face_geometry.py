@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facelib.align import align, transform_points
+from facelib.align import transform_points
+from facelib.crop import CropSpec
 from facelib.face_type import FaceType
 from merger import image_ops, mask_ops
 from merger.config import MergeConfig
@@ -25,11 +26,17 @@ class FaceCrops:
     mask_mat: np.ndarray  # the mask's crop at subres (R * SUBRES), scaled like out_mat
 
 
+def crop_specs(cfg: MergeConfig, resolution: int, face_type: FaceType) -> tuple[CropSpec, CropSpec, CropSpec]:
+    """The model's input crop, the output crop and the mask's subres crop, as FaceCrops holds them."""
+    scale = 1.0 + 0.01 * cfg.output_face_scale
+    return (CropSpec(resolution, face_type), CropSpec(resolution, face_type, scale),
+            CropSpec(resolution * mask_ops.SUBRES, face_type, scale))
+
+
 def face_crops(landmarks: np.ndarray, cfg: MergeConfig, resolution: int, face_type: FaceType) -> FaceCrops:
     lm = np.asarray(landmarks, np.float64)
-    scale = 1.0 + 0.01 * cfg.output_face_scale
-    return FaceCrops(resolution, align(lm, resolution, face_type), align(lm, resolution, face_type, scale),
-                     align(lm, resolution * mask_ops.SUBRES, face_type, scale))
+    face, out, mask = crop_specs(cfg, resolution, face_type)
+    return FaceCrops(resolution, face.matrix(lm), out.matrix(lm), mask.matrix(lm))
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,8 @@ from core.errors import UserError
 from core.fileio import TEMP_MARK
 from core.warp import gen_warp_params, warp_image
 from core.workers import default_worker_count, exit_when_parent_dies, run_pool
-from facelib.align import FIT_INDICES, MEAN_FACE_UNIT, align, estimate_averaged_yaw, transform_points, umeyama
+from facelib.align import FIT_INDICES, MEAN_FACE_UNIT, estimate_averaged_yaw, transform_points, umeyama
+from facelib.crop import CropSpec
 from facelib.face_type import FaceType
 from facelib.masks import eyes_mouth_mask, face_mask
 from faceset.face_file import meta_from_jpeg_bytes
@@ -244,10 +245,10 @@ def _load_face(rec: FaceRecord, target: FaceType, res: int, masks: bool, eyes_mo
         if stack is not None:
             stack = cv2.resize(stack, (res, res), interpolation=cv2.INTER_LINEAR)
     else:
-        mat = align(meta.landmarks, res, target)
+        crop = CropSpec(res, target).of(meta.landmarks)
         if stack is not None:
-            stack = cv2.warpAffine(stack, mat, (res, res), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        scale = float(np.sqrt(abs(np.linalg.det(mat[:, :2]))))
+            stack = crop.warp(stack, cv2.INTER_LINEAR)
+        mat, scale = crop.mat, crop.pixel_scale
         if scale < 0.5:  # shrink most of the way by area averaging, so the crop does not alias
             f = 2.0 * scale
             small = cv2.resize(image, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
