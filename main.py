@@ -134,14 +134,10 @@ def _add_sort(sub: argparse._SubParsersAction, common: list[argparse.ArgumentPar
                                    "metadata (util --recover-original-aligned-filename). Methods: " + sorter.menu_help())
     p.add_argument("--input-dir", required=True, help="aligned faces folder, e.g. workspace/data_src/aligned")
     add_flags(p, [sorter.METHOD_OPTION], prefix="s_")  # menu if omitted and stdin is a terminal
-    p.add_argument("--target-count", type=int, default=None, help="best-faces: number of faces to keep (default 2000)")
-    similar = p.add_mutually_exclusive_group()
-    similar.add_argument("--similar", action="store_true", default=None,
-                         help="absdiff: similar faces next to each other (default)")
-    similar.add_argument("--dissimilar", action="store_false", dest="similar", help="absdiff: most different faces first")
+    add_flags(p, sorter.METHOD_SETTINGS, prefix="s_")  # asked when the method needs them and stdin is a terminal
     p.add_argument("--workers", type=int, default=None,
                    help="worker processes for per-image measures (default: one per core for 64+ faces; 0 = in this process)")
-    p.set_defaults(func=lambda a: sorter.sort_faceset(a.input_dir, a.s_by, target_count=a.target_count, similar=a.similar,
+    p.set_defaults(func=lambda a: sorter.sort_faceset(a.input_dir, a.s_by, target_count=a.s_target_count, similar=a.s_similar,
                                                       workers=a.workers, debug=getattr(a, "debug", False)))
 
 
@@ -277,7 +273,9 @@ def _add_demo(sub: argparse._SubParsersAction, common: list[argparse.ArgumentPar
 
 
 def _add_merge(sub: argparse._SubParsersAction, common: list[argparse.ArgumentParser]) -> None:
+    from core.settings import add_flags, flags_given
     from mainscripts import merger_cli
+    from merger.config import MERGE_OPTIONS
 
     p = sub.add_parser("merge", parents=common + [_device_parent()], help="put the trained face onto every dst frame",
                        description="Merge a trained model's faces into the dst frames: merged/<frame>.png and "
@@ -300,10 +298,13 @@ def _add_merge(sub: argparse._SubParsersAction, common: list[argparse.ArgumentPa
     inter.add_argument("--no-interactive", action="store_false", dest="interactive", help="batch merge without a window")
     p.add_argument("--workers", type=int, default=None,
                    help="compositing worker processes (asked if omitted; default one per core, at most 8; 0 = in this process)")
+    add_flags(p.add_argument_group("merge settings", "each merger setting for all frames (batch mode; with "
+                                   "--interactive the window's starting values); they win over --config's values"),
+              MERGE_OPTIONS, prefix="m_")
     p.set_defaults(func=lambda a: merger_cli.merge(
         a.input_dir, a.output_dir, a.output_mask_dir, a.aligned_dir, a.model_dir, a.model_class,
         config_path=a.config_path, interactive=a.interactive, workers=a.workers, debug=getattr(a, "debug", False),
-        model_name=a.force_model_name))
+        model_name=a.force_model_name, settings=flags_given(a, "m_")))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,20 +2,23 @@
 
 Orchestration only: check the inputs, load the model, choose interactive or batch, and hand over to
 merger/ (window, session, batch pipeline). Without a terminal and without --config, it merges in
-batch with the default settings and says so: scripts never wait on a prompt or a window.
+batch with the default settings and says so: scripts never wait on a prompt or a window. Each setting
+also has its own flag (`--erode 40 --mode seamless`, declared in merger.config.MERGE_OPTIONS); given
+flags win over --config's values and, like --config, choose batch mode unless --interactive is given
+(then they are the window's starting settings).
 """
 from __future__ import annotations
 
 import contextlib
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator, Mapping
 
 from core import interact, log
 from core.errors import UserError
 from core.fileio import ensure_writable_dir, remove_stale_partials
 from core.folder_lock import FolderLock
-from core.settings import resolve
+from core.settings import parse_flags, resolve
 from core.workers import default_worker_count
 from merger.config import MERGE_OPTIONS, MergeConfig, default_config, load_config
 from merger.frames import FrameInfo, check_frame_sizes, collect_frames
@@ -54,14 +57,18 @@ def claim_outputs(output_dir: str | Path, mask_dir: str | Path, infos: list[Fram
 
 def merge(input_dir: str, output_dir: str, output_mask_dir: str, aligned_dir: str | None, model_dir: str,
           model_class: str, config_path: str | None = None, interactive: bool | None = None,
-          workers: int | None = None, debug: bool = False, predictor=None, model_name: str | None = None) -> int:
+          workers: int | None = None, debug: bool = False, predictor=None, model_name: str | None = None,
+          settings: Mapping[str, Any] | None = None) -> int:
     """Merge every frame of `input_dir`; returns the number of frames written.
 
     `model_name` picks one of several models of `model_class` in `model_dir` (else: a menu on a
     terminal, the most recently saved without one). `predictor` (a models.predictor.FacePredictor)
     skips loading the model; its session is then `model_name`'s (default "new", train's default name).
+    `settings`: merger settings given on the command line (key -> value or the flag's text), applied on
+    top of the defaults or `config_path`'s values; a bad one is a UserError naming its flag.
     Every input is checked before the output folders are created.
     """
+    flags = parse_flags(MERGE_OPTIONS, settings or {})  # a bad flag is an error before anything is read
     if aligned_dir is None:
         raise UserError("--aligned-dir is required: the merger takes each face's landmarks from the aligned dst faces")
     infos = collect_frames(input_dir, aligned_dir)
@@ -70,7 +77,7 @@ def merge(input_dir: str, output_dir: str, output_mask_dir: str, aligned_dir: st
     log.info(f"{len(infos)} frames of {width}x{height}, {with_faces} with faces to merge")
 
     if interactive is None:
-        if config_path is not None:
+        if config_path is not None or flags:
             interactive = False
         elif not interact.is_interactive():
             log.info("stdin is not a terminal: merging in batch mode with the default settings "
@@ -94,14 +101,16 @@ def merge(input_dir: str, output_dir: str, output_mask_dir: str, aligned_dir: st
             predictor = load_predictor(Path(model_dir), model_class, model_name)
             log.info(f"Model {model_name!r} ({model_class}) at iteration {int(getattr(predictor, 'iteration', 0))}")
         return _merge_into(infos, predictor, out_dir, mask_dir, Path(model_dir), model_class, model_name,
-                           input_dir, config_path, interactive, workers, debug)
+                           input_dir, config_path, interactive, workers, debug, flags)
 
 
 def _merge_into(infos: list[FrameInfo], predictor, out_dir: Path, mask_dir: Path, model_dir: Path, model_class: str,
                 model_name: str, input_dir: str, config_path: str | None, interactive: bool, workers: int | None,
-                debug: bool) -> int:
+                debug: bool, flags: Mapping[str, Any] | None = None) -> int:
     base = default_config(getattr(predictor, "default_mode", None))
     cfg = load_config(config_path, base) if config_path is not None else None
+    if flags:  # the command line wins over the config file
+        cfg = (cfg or base).replace(**flags)
 
     if interactive:
         return _interactive(infos, predictor, cfg or base, model_dir, model_class, model_name, out_dir, mask_dir)

@@ -24,7 +24,7 @@ from core import interact, log
 from core.errors import UserError
 from core.fileio import IMAGE_EXTENSIONS, natural_key, remove_stale_partials, require_dir
 from core.rename_journal import Move, finish_interrupted, move_files
-from core.settings import Option
+from core.settings import Option, resolve
 from core.workers import default_worker_count, run_pool
 from facelib.masks import hull_mask
 from facelib.pose import estimate_pose
@@ -366,6 +366,14 @@ METHOD_OPTION = Option(
     argparse_choices=True,
     normalize=lambda name: ALIASES.get(name.strip().lower(), name.strip().lower()),
     menu=tuple((m.key, m.title) for m in METHODS))
+# The methods' own settings: a flag each, asked on a terminal when the method needs them and the flag is missing.
+TARGET_COUNT_OPTION = Option(
+    "target_count", DEFAULT_TARGET_COUNT, "best-faces: number of faces to keep", "Target number of faces", "int",
+    valid_range=(1, 1_000_000))
+SIMILAR_OPTION = Option(
+    "similar", True, "absdiff: similar faces next to each other (default)", "Sort by similar?", "bool", switch=True,
+    negative="--dissimilar", negative_help="absdiff: most different faces first")
+METHOD_SETTINGS = (TARGET_COUNT_OPTION, SIMILAR_OPTION)
 
 
 def resolve_method(name: str | None) -> Method:
@@ -437,6 +445,11 @@ def load_faces(files: list[Path], wanted: tuple[str, ...], workers: int | None,
     return good, rejects
 
 
+def _setting(option: Option, given: dict[str, Any]) -> Any:
+    """One method setting: its flag's value (a bad one names the flag), else the prompt or the default."""
+    return resolve((option,), None, {k: v for k, v in given.items() if k == option.key}, ask_overrides=False)[option.key]
+
+
 def sort_faceset(input_dir: str | Path, by: str | None = None, *, target_count: int | None = None,
                  similar: bool | None = None, workers: int | None = None, debug: bool = False) -> SortSummary:
     """Sort the aligned faces in `input_dir` by `by` (asked when None), trash rejects, rename in order."""
@@ -445,14 +458,11 @@ def sort_faceset(input_dir: str | Path, by: str | None = None, *, target_count: 
     remove_stale_partials(folder, target_suffixes=IMAGE_EXTENSIONS)  # faces of a killed metadata write
     method = resolve_method(by)
     opts = Options()
+    given = {k: v for k, v in (("target_count", target_count), ("similar", similar)) if v is not None}
     if method.key.startswith("best-faces"):
-        opts.target_count = interact.pick(target_count, lambda: interact.ask_int(
-            "Target number of faces", DEFAULT_TARGET_COUNT, (1, 1_000_000)))
-        if opts.target_count < 1:
-            raise UserError(f"--target-count must be at least 1, got {opts.target_count}")
+        opts.target_count = _setting(TARGET_COUNT_OPTION, given)
     if method.key == "absdiff":
-        opts.similar = interact.pick(similar, lambda: interact.ask_bool("Sort by similar?", True,
-                                     help_text="y: similar faces next to each other; n: most different first"))
+        opts.similar = _setting(SIMILAR_OPTION, given)
     faceset = Faceset.open(folder)
     faceset.require_folder("sort")  # it renames the faces and writes their original names
     files = [face.path for face in faceset]
