@@ -1,4 +1,4 @@
-"""Training data speed: batches per second and milliseconds per batch of `models.samples.BatchStream`.
+"""Training data speed: batches per second and milliseconds per batch of `models.batch_stream.BatchStream`.
 
 A ~40-face faceset is extracted from the real photos in tests/data/faces (whole_face at 256 px, the
 kind of faceset DFL users train on), then batches are drawn SAEHD-style (full_face crop, so every face
@@ -21,7 +21,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from models.samples import BatchStream, SampleSpec, load_faceset  # noqa: E402
+from models.augment import SampleSpec  # noqa: E402
+from models.batch_stream import BatchStream  # noqa: E402
+from models.sample_set import load_faceset  # noqa: E402
 
 PHOTOS = ["obama.jpg", "obama2.jpg", "biden.jpg", "grace_hopper.jpg", "astronaut.jpg"]
 

@@ -50,9 +50,10 @@ def run_one(preset: str, precision: str, iters: int, batch: int | None, faceset_
     from core import keras_backend as kb
     kb.prepare(precision)
     from core.settings import resolve
+    from models.batch_stream import BatchStream
     from models.loader import model_class
     from models.model_files import ModelFiles
-    from models.samples import BatchStream, load_faceset
+    from models.sample_set import load_faceset
 
     cls_name, opts, default_batch = PRESETS[preset]
     cls = model_class(cls_name)

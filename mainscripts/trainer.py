@@ -362,7 +362,7 @@ def _load_sets(s: TrainSettings, plan: ModelPlan) -> tuple[list, list]:
     """The src and dst faces (the pretraining faces for both when pretraining), checked against the
     model's face type."""
     from facelib.face_type import FaceType
-    from models.samples import check_face_type
+    from models.sample_set import check_face_type
     src, dst = _read_sets(s, bool(plan.effective.get("pretrain")))
     face_type = FaceType.from_string(plan.effective["face_type"]).long_name
     check_face_type(src, face_type)
@@ -371,7 +371,7 @@ def _load_sets(s: TrainSettings, plan: ModelPlan) -> tuple[list, list]:
 
 
 def _read_sets(s: TrainSettings, pretrain: bool) -> tuple[list, list]:
-    from models.samples import load_faceset
+    from models.sample_set import load_faceset
     if pretrain:
         if s.pretraining_dir is None:
             raise UserError("pretraining is on: give --pretraining-data-dir (a folder of aligned faces)")
@@ -382,7 +382,7 @@ def _read_sets(s: TrainSettings, pretrain: bool) -> tuple[list, list]:
 
 def _preview_faces(model: Any, src_faces: list, dst_faces: list, specs: tuple[Any, Any]) -> tuple[Any, Any]:
     """The fixed preview samples: kept in the model's state so the preview compares like with like."""
-    from models.samples import Batch, preview_batch
+    from models.augment import Batch, preview_batch
     n = min(PREVIEW_ROWS_MAX, model.batch_size, max(1, 800 // model.resolution), len(src_faces), len(dst_faces))
     stored = model.preview_samples
     res = model.resolution
@@ -429,7 +429,7 @@ def _without_display(s: TrainSettings) -> TrainSettings:
 
 def train(s: TrainSettings) -> None:
     kb.prepare(s.precision, jit=s.jit)
-    from models.samples import BatchStream
+    from models.batch_stream import BatchStream
 
     s = _without_display(s)
 

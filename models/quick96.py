@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from models.augment import SampleSpec
 from models.autoencoder import SwapAutoencoder
-from models.samples import SampleSpec
 
 QUICK96_OPTIONS: dict[str, Any] = {
     "resolution": 96, "face_type": "f", "archi": "df-ud", "ae_dims": 128, "e_dims": 64, "d_dims": 64,

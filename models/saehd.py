@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from models.augment import SampleSpec
 from models.autoencoder import SwapAutoencoder
 from models.saehd_options import COMMON_OPTIONS, PRETRAIN_OVERRIDES, SAEHD_OPTIONS
-from models.samples import SampleSpec
 
 
 class SAEHD(SwapAutoencoder):

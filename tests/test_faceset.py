@@ -121,7 +121,7 @@ def test_zip_pack_is_an_ordinary_stored_zip_and_round_trips_byte_identical(faces
 def test_every_command_reads_a_pack_or_names_the_unpack_command(faceset, tmp_path):
     from mainscripts.evaluate import _dst_faces
     from merger.frames import collect_frames
-    from models.samples import load_faceset
+    from models.sample_set import load_faceset
     folder = copy_faceset(faceset, tmp_path)
     names = sorted(_files(folder))
     assert run_cli("util", "--input-dir", str(folder), "--pack-faceset", "--delete-originals").returncode == 0

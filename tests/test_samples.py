@@ -1,4 +1,4 @@
-"""models/samples.py: loading facesets (folders, DFL files, packs) and the augmented batch stream."""
+"""models/sample_set.py, augment.py, batch_stream.py: loading facesets (folders, DFL files, packs) and the batch stream."""
 from __future__ import annotations
 
 import multiprocessing
@@ -22,7 +22,9 @@ from facelib.face_type import FaceType
 from facelib.masks import hull_mask
 from faceset.face_file import load_aligned_face, read_face_meta, write_aligned_face
 from faceset.pack import pack_path, write_packed
-from models.samples import BatchStream, SampleSpec, _Order, load_faceset, preview_batch
+from models.augment import SampleSpec, _Order, preview_batch
+from models.batch_stream import BatchStream
+from models.sample_set import load_faceset
 from tests.conftest import REPO
 from tests.facesets import make_faceset
 
@@ -71,7 +73,7 @@ def test_load_faceset_reads_every_face(wf_set):
 
 
 def test_many_faces_are_read_on_a_process_pool(wf_set, monkeypatch):
-    import models.samples as samples
+    import models.sample_set as samples
     calls = []
     real_pool = samples.run_pool
     monkeypatch.setattr(samples, "POOL_THRESHOLD", 3)
@@ -297,7 +299,8 @@ def test_workers_produce_batches_and_leave_no_process(wf_set):
 def test_workers_exit_when_the_trainer_is_killed(wf_set):
     """A trainer killed with SIGKILL cannot close its stream; its workers notice and exit."""
     code = (f"import os, sys; sys.path.insert(0, {str(REPO)!r})\n"
-            "from models.samples import BatchStream, SampleSpec\n"
+            "from models.augment import SampleSpec\n"
+            "from models.batch_stream import BatchStream\n"
             "if __name__ == '__main__':\n"
             f"    s = BatchStream({str(wf_set[0] / 'aligned')!r}, SampleSpec(64, 'full_face'), 2, workers=1)\n"
             "    s.next()\n"

@@ -64,7 +64,8 @@ def _model(tmp_path: Path, **overrides):
 
 
 def _streams(model, src: Path, dst: Path):
-    from models.samples import BatchStream, load_faceset
+    from models.batch_stream import BatchStream
+    from models.sample_set import load_faceset
     s_spec, d_spec = model.sample_specs()
     return (BatchStream(load_faceset(src), s_spec, model.batch_size, workers=0, seed=1),
             BatchStream(load_faceset(dst), d_spec, model.batch_size, workers=0, seed=2))
@@ -314,7 +315,7 @@ keras = kb.prepare("float32")
 import jax
 from models.model_files import ModelFiles
 from models.saehd import SAEHD
-from models.samples import Batch
+from models.augment import Batch
 from tests.test_train import TINY_OPTIONS
 
 assert len(jax.devices()) == 2

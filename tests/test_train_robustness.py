@@ -52,7 +52,8 @@ def _load_model(folder: Path):
 
 
 def _streams(model, facesets):
-    from models.samples import BatchStream, load_faceset
+    from models.batch_stream import BatchStream
+    from models.sample_set import load_faceset
     s_spec, d_spec = model.sample_specs()
     return (BatchStream(load_faceset(facesets[0]), s_spec, model.batch_size, workers=0, seed=1),
             BatchStream(load_faceset(facesets[1]), d_spec, model.batch_size, workers=0, seed=2))
