@@ -127,6 +127,9 @@ class ResizeJob:
 
 
 def _resize_file(size: int, face_type: FaceType | None, quality: int, job: ResizeJob) -> str:
+    # Runs in a worker process: it gets two paths (cheap to send), reads the source face file and writes a new
+    # face file elsewhere, which Faceset has no API for (write_meta rewrites metadata in place); the listing and
+    # the metadata check happen through Faceset in resize_faceset.
     image, meta = load_aligned_face(job.src)
     new_image, new_meta = resize_face(image, meta, size, face_type)
     write_aligned_face(job.dst, new_image, new_meta, quality)

@@ -97,8 +97,8 @@ def test_blurred_copies_sort_after_their_sharp_originals(faces, tmp_path, method
 
 
 def test_sharpness_drops_with_blur_inside_the_face(faces):
+    from facelib.image_measures import sharpness
     from facelib.masks import hull_mask
-    from mainscripts.sorter import sharpness
     image, meta = load_aligned_face(faces["grace_hopper_00001_0.jpg"])
     grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     mask = (hull_mask(image.shape[:2], meta.landmarks) > 0.5).astype(np.uint8)
@@ -277,7 +277,7 @@ def test_best_faces_keeps_target_count_spread_over_yaw_and_drops_blurred(faces, 
 
 
 def test_water_fill_gives_underfull_bins_everything_and_spreads_the_rest():
-    from mainscripts.sorter import water_fill
+    from faceset.sort_methods import water_fill
     assert water_fill([1, 10, 10], 12) in ([1, 6, 5], [1, 5, 6])
     assert water_fill([3, 3, 3], 100) == [3, 3, 3]
     assert water_fill([0, 2, 0, 2, 0, 2], 3) == [0, 1, 0, 1, 0, 1]
