@@ -156,6 +156,30 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def read_json_file(path: str | Path, what: str, max_bytes: int = 16 << 20) -> Any:
+    """Parse a JSON file that may come from a stranger (options, sessions, configs, saved metadata):
+    its size is checked before it is read and too deep nesting is refused, each as one UserError naming
+    the file, so a crafted file can neither exhaust memory nor end in an unexpected RecursionError."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise UserError(f"{what} is too large ({size} bytes; at most {max_bytes})", path)
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{what} not found", path) from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"{what} is not UTF-8 text ({e.reason})", path) from None
+    except OSError as e:
+        raise UserError(f"cannot read {what} ({e.strerror or e})", path) from None
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise UserError(f"{what} is nested too deeply", path) from None
+    except json.JSONDecodeError as e:
+        raise UserError(f"{what} is not valid JSON ({e.msg} at line {e.lineno})", path) from None
+
+
 def ensure_writable_dir(path: str | Path) -> Path:
     """Create `path` if needed and prove we can write there, or raise a UserError naming it."""
     path = Path(path)

@@ -14,7 +14,14 @@ import numpy as np
 
 from core import interact, log
 from core.errors import UserError
-from core.fileio import IMAGE_EXTENSIONS, atomic_write_bytes, atomic_write_json, remove_stale_partials, require_dir
+from core.fileio import (
+    IMAGE_EXTENSIONS,
+    atomic_write_bytes,
+    atomic_write_json,
+    read_json_file,
+    remove_stale_partials,
+    require_dir,
+)
 from core.image_io import encode_image, write_image
 from core.rename_journal import Move, finish_interrupted, move_files
 from facelib import masks
@@ -138,19 +145,10 @@ def restore_faceset_metadata(folder: Path) -> int:
     src = folder / METADATA_NAME
     if not src.is_file():
         raise UserError(f"no {METADATA_NAME} here; run --save-faceset-metadata first", folder)
-    if src.stat().st_size > MAX_METADATA_FILE_BYTES:
-        raise UserError(f"metadata file is larger than {MAX_METADATA_FILE_BYTES >> 20} MB; refusing to read it", src)
-    try:
-        saved = json.loads(src.read_text(encoding="utf-8"))
-        if not isinstance(saved, dict) or not isinstance(saved.get("faces"), dict):
-            raise ValueError("not a faceset metadata file")
-        if saved.get("format") != METADATA_FORMAT:
-            raise ValueError("not a faceset metadata file")
-        faces = saved["faces"]
-    except RecursionError:
-        raise UserError("metadata file is nested too deeply (not written by this toolkit)", src) from None
-    except (ValueError, KeyError, AttributeError, UnicodeDecodeError) as e:
-        raise UserError(f"corrupt metadata file ({e})", src) from None
+    saved = read_json_file(src, "faceset metadata file", max_bytes=MAX_METADATA_FILE_BYTES)
+    if not isinstance(saved, dict) or saved.get("format") != METADATA_FORMAT or not isinstance(saved.get("faces"), dict):
+        raise UserError("corrupt metadata file (not a faceset metadata file)", src)
+    faces = saved["faces"]
     failed = 0
     for name, entry in faces.items():
         path = folder / name

@@ -7,12 +7,12 @@ window and the window only draws.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from core.errors import UserError
+from core.fileio import read_json_file
 from core.settings import Option, parse_dict
 
 MODES = ("original", "overlay", "hist-match", "seamless", "seamless-hist-match", "raw-rgb", "raw-predict")
@@ -152,14 +152,7 @@ def default_config(model_default_mode: str | None = None) -> MergeConfig:
 def load_config(path: str | Path, base: MergeConfig | None = None) -> MergeConfig:
     """Read a `--config merge.json`; a UserError names the file and what is wrong with it."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError("merge config file not found", path) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"cannot read merge config ({e})", path) from None
-    except json.JSONDecodeError as e:
-        raise UserError(f"merge config is not valid JSON ({e.msg} at line {e.lineno})", path) from None
+    data = read_json_file(path, "merge config", max_bytes=1 << 20)
     return MergeConfig.from_dict(data, base, path)
 
 

@@ -8,15 +8,16 @@ marks every frame for recomputing.
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from core import log
 from core.errors import UserError
-from core.fileio import atomic_write_json
+from core.fileio import atomic_write_json, read_json_file
 from merger.config import MergeConfig
+
+MAX_SESSION_BYTES = 128 << 20  # per-frame settings of ~200k frames; bounds what a shared model folder can make us read
 
 FORMAT_NAME = "facekit.merger_session"
 FORMAT_VERSION = 1
@@ -130,8 +131,9 @@ def load_session(path: str | Path, frame_names: list[str], model_iteration: int,
     if not path.exists():
         return None
     try:
-        session = _parse(json.loads(path.read_text(encoding="utf-8")), path, frame_names, model_iteration, default)
-    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError) as e:
+        session = _parse(read_json_file(path, "merger session", max_bytes=MAX_SESSION_BYTES), path, frame_names,
+                         model_iteration, default)
+    except (UserError, ValueError, TypeError, KeyError, AttributeError) as e:
         aside = _set_aside(path, "corrupt")
         log.warning(f"{path}: the merger session cannot be read ({e}); it was renamed to {aside.name} "
                     f"and a fresh session starts")

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import UserError
-from core.fileio import atomic_path, atomic_write_json, disk_error, remove_stale_partials
+from core.fileio import atomic_path, atomic_write_json, disk_error, read_json_file, remove_stale_partials
 
 STATE_SUFFIX = "_state.npz"
 MAX_BACKUPS = 24
@@ -102,6 +102,8 @@ class ModelFiles:
             raise UserError("model state file has no metadata (not written by this toolkit)", path)
         try:
             meta = json.loads(str(arrays.pop("meta")))
+        except RecursionError:
+            raise UserError("model state metadata is nested too deeply", path) from None
         except json.JSONDecodeError as e:
             raise UserError(f"model state metadata is corrupt ({e})", path) from None
         if not isinstance(meta, dict):
@@ -127,10 +129,7 @@ class ModelFiles:
     def read_options(self) -> dict[str, Any] | None:
         if not self.options.exists():
             return None
-        try:
-            data = json.loads(self.options.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise UserError(f"options file is not valid JSON ({e})", self.options) from None
+        data = read_json_file(self.options, "options file", max_bytes=1 << 20)
         if not isinstance(data, dict):
             raise UserError("options file must hold a JSON object", self.options)
         return data

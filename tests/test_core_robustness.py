@@ -201,3 +201,27 @@ def test_sort_removes_the_partial_face_of_a_killed_metadata_write_and_nothing_el
     assert live.exists()
     faces = [p for p in folder.iterdir() if p.suffix == ".jpg"]
     assert len(faces) == 3  # the two faces and the user's look-alike file, sorted, none lost
+
+
+def test_json_files_from_a_shared_folder_are_bounded_and_named(tmp_path):
+    from core.fileio import read_json_file
+    from merger.config import load_config
+    from merger.session import load_session
+    from models.model_files import ModelFiles
+    deep = "[" * 100000 + "]" * 100000
+    files = ModelFiles(tmp_path, "shared", "SAEHD")
+    files.options.write_text(deep)
+    with pytest.raises(UserError, match="nested too deeply") as info:
+        files.read_options()
+    assert info.value.path == files.options
+    big = tmp_path / "merge.json"
+    big.write_text("{" + " " * (2 << 20) + "}")
+    with pytest.raises(UserError, match="too large") as info:
+        load_config(big)
+    assert info.value.path == big
+    session = tmp_path / "shared_SAEHD_merger_session.json"
+    session.write_text(deep)
+    assert load_session(session, ["00001.png"], 0, None) is None  # set aside with a warning, not a crash
+    assert not session.exists()
+    with pytest.raises(UserError, match="not found"):
+        read_json_file(tmp_path / "missing.json", "options file")
