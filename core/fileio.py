@@ -156,7 +156,7 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
-def read_json_file(path: str | Path, what: str, max_bytes: int = 16 << 20) -> Any:
+def read_json_file(path: str | Path, what: str, max_bytes: int = 16 << 20, max_depth: int = 100) -> Any:
     """Parse a JSON file that may come from a stranger (options, sessions, configs, saved metadata):
     its size is checked before it is read and too deep nesting is refused, each as one UserError naming
     the file, so a crafted file can neither exhaust memory nor end in an unexpected RecursionError."""
@@ -165,19 +165,47 @@ def read_json_file(path: str | Path, what: str, max_bytes: int = 16 << 20) -> An
         size = path.stat().st_size
         if size > max_bytes:
             raise UserError(f"{what} is too large ({size} bytes; at most {max_bytes})", path)
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            data = f.read(max_bytes + 1)  # the file may have grown since stat
     except FileNotFoundError:
         raise UserError(f"{what} not found", path) from None
-    except UnicodeDecodeError as e:
-        raise UserError(f"{what} is not UTF-8 text ({e.reason})", path) from None
     except OSError as e:
         raise UserError(f"cannot read {what} ({e.strerror or e})", path) from None
+    return loads_bounded(data, path, what, max_bytes, max_depth)
+
+
+def loads_bounded(data: bytes, where: str | Path | None, what: str = "JSON", max_bytes: int = 16 << 20,
+                  max_depth: int = 100) -> Any:
+    """`read_json_file` on bytes already in memory (a pack's index, a journal): UTF-8 JSON of at most
+    `max_bytes`, nested at most `max_depth` deep, else one UserError naming `where` and `what`."""
+    if len(data) > max_bytes:
+        raise UserError(f"{what} is too large ({len(data)} bytes; at most {max_bytes})", where)
     try:
-        return json.loads(text)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{what} is not UTF-8 text ({e.reason})", where) from None
+    try:
+        value = json.loads(text)
     except RecursionError:
-        raise UserError(f"{what} is nested too deeply", path) from None
+        raise UserError(f"{what} is nested too deeply", where) from None
     except json.JSONDecodeError as e:
-        raise UserError(f"{what} is not valid JSON ({e.msg} at line {e.lineno})", path) from None
+        raise UserError(f"{what} is not valid JSON ({e.msg} at line {e.lineno})", where) from None
+    if _depth_over(value, max_depth):
+        raise UserError(f"{what} is nested too deeply (more than {max_depth} levels)", where)
+    return value
+
+
+def _depth_over(value: Any, max_depth: int) -> bool:
+    """True when lists and objects in `value` nest more than `max_depth` deep (walked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        obj, depth = stack.pop()
+        if isinstance(obj, (list, dict)):
+            if depth > max_depth:
+                return True
+            stack.extend((x, depth + 1) for x in (obj.values() if isinstance(obj, dict) else obj)
+                         if isinstance(x, (list, dict)))
+    return False
 
 
 def ensure_writable_dir(path: str | Path) -> Path:

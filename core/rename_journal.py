@@ -26,7 +26,7 @@ from typing import Sequence
 
 from core import log
 from core.errors import UserError
-from core.fileio import atomic_write_json
+from core.fileio import atomic_write_json, loads_bounded
 
 JOURNAL_NAME = ".rename_journal.json"
 STAGING_NAME = ".renaming"
@@ -36,6 +36,7 @@ _FORMAT = "facekit.rename_journal"
 MAX_JOURNAL_BYTES = 64 << 20
 _MAX_NAME = 1024
 _MAX_WHAT = 200
+_MAX_DEPTH = 8  # a journal nests 3 deep: {"moves": [{...}]}
 
 
 @dataclass(frozen=True)
@@ -122,16 +123,11 @@ def _load_journal(path: Path) -> dict:
             raw = f.read(MAX_JOURNAL_BYTES + 1)
     except OSError as e:
         raise UserError(f"cannot read the rename journal ({e.strerror or e})", path) from None
-    if len(raw) > MAX_JOURNAL_BYTES:
-        raise UserError(f"refusing this rename journal: too large (over {MAX_JOURNAL_BYTES} bytes)", path)
-    try:
-        journal = json.loads(raw.decode("utf-8"))
-    except RecursionError:
-        raise UserError("refusing this rename journal: nested too deeply (not a journal this program wrote)",
-                        path) from None
-    except (UnicodeDecodeError, ValueError) as e:
-        raise UserError(f"unreadable rename journal ({e}); the files named in it are in {STAGING_NAME}/",
-                        path) from None
+    try:  # bounded again: the file may have grown since lstat
+        journal = loads_bounded(raw, path, "it", MAX_JOURNAL_BYTES, _MAX_DEPTH)
+    except UserError as e:
+        raise UserError(f"refusing this rename journal: {e.problem} (not a journal this program wrote); nothing "
+                        f"was moved, the files it names may be in {STAGING_NAME}/", path) from None
     if not isinstance(journal, dict) or journal.get("format") != _FORMAT:
         raise UserError("unreadable rename journal (not a facekit rename journal)", path)
     problems = []

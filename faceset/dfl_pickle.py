@@ -11,6 +11,11 @@ the recursion limit of whatever walks it next) and in total size counting shared
 they appear (a list of 1000 references to one list of 1000 values is a million values), and checked
 to be plain data only. Every refusal or failure is one UserError naming the file.
 
+DFL's `faceset.pak` pickles its sample configs with two IntEnum members in each (`SampleType`,
+`FaceType`), which pickle rebuilds as `Class(n)`. A caller may name such classes in `int_enums`: each
+then stands for a function that accepts one small int and returns it, plain; nothing else about
+them is callable, and without `int_enums` (face metadata) every global outside numpy stays refused.
+
 `dfl_dumps` writes a dict of plain data and numpy arrays the way DFL's own pickle looks (protocol 3,
 numpy arrays through `numpy.core.multiarray._reconstruct`), so that DFL (Python 3.6, numpy 1.x) can
 load faces this toolkit rewrote. It is hand-written so that it can emit numpy 1.x's module names and
@@ -23,7 +28,7 @@ import math
 import pickle
 import struct
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -34,6 +39,7 @@ MAX_DEPTH = 32  # DFL's dict nests 5 deep (dict > seg_ie_polys > polys > poly > 
 MAX_ITEMS = 250_000  # values and containers, a shared one counted each time it appears
 MAX_BYTES = 8 << 20  # array data, bytes and text, counted the same way
 _MAX_NDIM = 8
+_MAX_ENUM = 1 << 16  # DFL's enum values are 0..100
 _PLAIN_KINDS = "biuf"  # bool, int, uint, float: all DFL's metadata holds
 
 
@@ -121,6 +127,19 @@ _ALLOWED[("numpy", "dtype")] = _dtype
 del _mod
 
 
+class _IntEnumStandIn:
+    """Stands for an IntEnum class named in `int_enums`: `Class(n)`, how pickle rebuilds a member,
+    gives the plain int n; any other call is refused, and the class itself is not plain data."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> int:
+        if kwargs or len(args) != 1 or type(args[0]) is not int or not 0 <= args[0] < _MAX_ENUM:
+            raise _Refused(f"not plain data ({self.name} called with other arguments than one small int)")
+        return args[0]
+
+
 def _build(self: "RestrictedUnpickler") -> None:
     """BUILD: only a dtype's or an array's state, exactly as numpy writes it."""
     state = self.stack.pop()
@@ -152,8 +171,9 @@ def _refuse_opcode(self: "RestrictedUnpickler") -> None:
 
 
 class RestrictedUnpickler(pickle._Unpickler):
-    """A pure-Python unpickler that rebuilds plain numeric numpy arrays and scalars, refuses every
-    other global, and sets state only on dtypes and arrays."""
+    """A pure-Python unpickler that rebuilds plain numeric numpy arrays and scalars (and, for the
+    `int_enums` named, IntEnum members as plain ints), refuses every other global, and sets state
+    only on dtypes and arrays."""
 
     dispatch = dict(pickle._Unpickler.dispatch)
     dispatch[pickle.BUILD[0]] = _build
@@ -161,24 +181,28 @@ class RestrictedUnpickler(pickle._Unpickler):
         dispatch[_op[0]] = _refuse_opcode
     del _op
 
-    def __init__(self, file: io.BufferedIOBase, path: str | Path | None = None):
+    def __init__(self, file: io.BufferedIOBase, path: str | Path | None = None,
+                 int_enums: Iterable[tuple[str, str]] = (), what: str = "DFL metadata"):
         super().__init__(file, fix_imports=False)
         self.path = path
+        self.int_enums = frozenset(int_enums)
+        self.what = what
 
     def find_class(self, module: str, name: str) -> Any:
         try:
             return _ALLOWED[(module, name)]
         except (KeyError, TypeError):
-            raise UserError(
-                f"refusing to load DFL metadata that asks for code outside numpy arrays (global {module}.{name})",
-                self.path,
-            ) from None
+            pass
+        if (module, name) in self.int_enums:
+            return _IntEnumStandIn(f"{module}.{name}")
+        raise UserError(f"refusing to load {self.what} that asks for code outside numpy arrays "
+                        f"(global {module}.{name})", self.path)
 
     def persistent_load(self, pid: Any) -> Any:
-        raise UserError("refusing to load DFL metadata with persistent ids", self.path)
+        raise UserError(f"refusing to load {self.what} with persistent ids", self.path)
 
 
-def _check_plain(root: Any) -> None:
+def _check_plain(root: Any, max_items: int = MAX_ITEMS, max_bytes: int = MAX_BYTES) -> None:
     """Walk what was loaded once: depth, total size and types bounded (see the module docstring)."""
     items = nbytes = 0
     stack = [(root, 1)]
@@ -187,8 +211,8 @@ def _check_plain(root: Any) -> None:
         if depth > MAX_DEPTH:
             raise _Refused(f"nested too deeply (more than {MAX_DEPTH} levels)")
         items += 1
-        if items > MAX_ITEMS:
-            raise _Refused(f"too large (more than {MAX_ITEMS} values, counting repeats)")
+        if items > max_items:
+            raise _Refused(f"too large (more than {max_items} values, counting repeats)")
         t = type(obj)
         if obj is None or t is bool or t is float:
             continue
@@ -200,8 +224,8 @@ def _check_plain(root: Any) -> None:
             if t is np.ndarray:
                 _plain_dtype(obj.dtype)
             nbytes += obj.nbytes if t is np.ndarray else len(obj)
-            if nbytes > MAX_BYTES:
-                raise _Refused(f"too large (more than {MAX_BYTES} bytes of arrays and text, counting repeats)")
+            if nbytes > max_bytes:
+                raise _Refused(f"too large (more than {max_bytes} bytes of arrays and text, counting repeats)")
             continue
         if isinstance(obj, np.generic):
             _plain_dtype(obj.dtype)
@@ -216,30 +240,39 @@ def _check_plain(root: Any) -> None:
                 stack.append((k, depth + 1))
                 stack.append((v, depth + 1))
             continue
+        if t is _IntEnumStandIn:
+            raise _Refused(f"not plain data (the class {obj.name} itself, not one of its members)")
         raise _Refused(f"not plain data ({t.__name__})")
 
 
-def restricted_loads(data: bytes, path: str | Path | None = None) -> Any:
+def restricted_loads(data: bytes, path: str | Path | None = None, *, int_enums: Iterable[tuple[str, str]] = (),
+                     max_payload: int = MAX_PAYLOAD, what: str = "DFL metadata") -> Any:
     """Unpickle `data` with `RestrictedUnpickler` and check it is bounded plain data; any refusal or
-    failure (RecursionError and MemoryError included) becomes a one-line UserError naming `path`."""
-    if len(data) > MAX_PAYLOAD:
-        raise UserError(f"refusing to load DFL metadata: too large ({len(data)} bytes; a face's is kilobytes, "
-                        f"at most {MAX_PAYLOAD})", path)
+    failure (RecursionError and MemoryError included) becomes a one-line UserError naming `path`.
+
+    `int_enums`: (module, class) pairs of IntEnums whose members load as plain ints (DFL's pack).
+    `max_payload` past the default (a face's metadata) raises the value and byte bounds by the size
+    of `data`: a value that is not a repeat costs at least one byte of pickle, so the raised bounds
+    still stop a stream that grows by repetition. `what` names the data in messages.
+    """
+    if len(data) > max_payload:
+        raise UserError(f"refusing to load {what}: too large ({len(data)} bytes; at most {max_payload})", path)
+    extra = len(data) if max_payload > MAX_PAYLOAD else 0
     try:
-        obj = RestrictedUnpickler(io.BytesIO(data), path).load()
-        _check_plain(obj)
+        obj = RestrictedUnpickler(io.BytesIO(data), path, int_enums, what).load()
+        _check_plain(obj, MAX_ITEMS + extra, MAX_BYTES + extra)
         return obj
     except UserError:
         raise
     except _Refused as e:
-        raise UserError(f"refusing to load DFL metadata: {e}", path) from None
+        raise UserError(f"refusing to load {what}: {e}", path) from None
     except RecursionError:
-        raise UserError("refusing to load DFL metadata: nested too deeply", path) from None
+        raise UserError(f"refusing to load {what}: nested too deeply", path) from None
     except MemoryError:
-        raise UserError("refusing to load DFL metadata: too large to load (out of memory)", path) from None
+        raise UserError(f"refusing to load {what}: too large to load (out of memory)", path) from None
     except Exception as e:  # a corrupt pickle can fail in many ways; all mean the same to the user
         detail = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise UserError(f"corrupt DFL metadata (pickle: {detail})", path) from None
+        raise UserError(f"corrupt {what} (pickle: {detail})", path) from None
 
 
 # ---- writing: DFL's pickle from plain data ----------------------------------------------------

@@ -1,14 +1,13 @@
 """`Faceset.open(path)`: one way in to a set of aligned faces, wherever they are kept.
 
 `path` may be a folder of aligned faces (ours or DeepFaceLab's: the codec reads both), a folder
-holding our pack `faceset.pak` (the pack wins over loose files, DFL's rule), or the pack file
-itself (a zip, or the first pack format). Faces are listed at once, by name and where their bytes
-are; each face's metadata and image are read only when asked for. A pack is read-only: commands
-that rename or rewrite faces call `require_folder`, which names the unpack command in one line.
-
-DeepFaceLab's own `faceset.pak` is not read: it is a pickle of `samplelib.Sample` configs holding
-DFL's `FaceType` and `SampleType` enum objects, which the restricted loader
-refuses by design; unpack it with DFL (`4.2) data_src util faceset unpack`) and open the folder.
+holding a `faceset.pak` (the pack wins over loose files, DFL's rule), or the pack file itself: our
+zip, our first pack format, or DeepFaceLab's own pack, whose pickled sample list is read through
+the restricted loader (`faceset.pack_dfl`) for the faces' names and order only. Faces are listed at
+once, by name and where their bytes are; each face's metadata and image are read only when asked
+for (a face in DFL's pack carries its DFL metadata inside, as a loose DFL face does). A pack is
+read-only: commands that rename or rewrite faces call `require_folder`, which names the unpack
+command (`util --unpack-faceset`, which unpacks DFL's pack too) in one line.
 """
 from __future__ import annotations
 

@@ -45,10 +45,9 @@ def face_type_from_file(value: Any) -> FaceType:
 
 
 def _face_type(value: Any) -> FaceType:
+    """The enum only: a name from a file goes through `face_type_from_file` first, at the boundary."""
     if isinstance(value, FaceType):
         return value
-    if isinstance(value, str):  # a caller that read a file (tests, old call sites)
-        return face_type_from_file(value)
     raise ValueError(f"face_type must be a FaceType, got {type(value).__name__}")
 
 

@@ -13,7 +13,8 @@ directory), every member (stored, not encrypted, a plain face name or the index,
 bounds, its local header where the directory says and naming the same file), the members' byte
 ranges (no two overlap, all before the directory: a small zip cannot unpack to gigabytes) and the
 index (bounded, exactly the face members, with their sizes). Every face's SHA-256 is checked when it
-is read, so a damaged pack is a UserError naming it, never used silently.
+is read, so a damaged pack is a UserError naming it, never used silently. DeepFaceLab's own pack
+(`pack_dfl`) is read too, the same way, though it records no digest to check.
 """
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ from pathlib import Path
 from typing import Iterable
 
 from core.errors import UserError
-from core.fileio import atomic_path
-from faceset import pack_legacy
+from core.fileio import atomic_path, loads_bounded
+from faceset import pack_dfl, pack_legacy
 from faceset.pack_rules import (
     MAX_ENTRIES,
     MAX_ENTRY,
@@ -47,8 +48,8 @@ _EOCD = struct.Struct("<4s4H2LH")  # signature, disk, cd disk, entries here, ent
 _LOC64 = struct.Struct("<4sLQL")  # zip64 locator: signature, disk, offset of the zip64 record, disks
 _EOCD64 = struct.Struct("<4sQ2H2L4Q")  # zip64 end of central directory (fixed part)
 _LOCAL = struct.Struct("<4s5H3L2H")  # signature, version, flags, method, time, date, crc, sizes, name/extra length
-_DFL_VERSION = struct.pack("<Q", 1)  # DeepFaceLab's faceset.pak starts with its version, uint64 1
 _STAMP = (1980, 1, 1, 0, 0, 0)  # fixed, so packing the same faces gives the same bytes
+_INDEX_DEPTH = 8  # the index nests 3 deep: {"faces": [{...}]}
 
 
 def pack_path(faceset_dir: str | Path) -> Path:
@@ -100,7 +101,8 @@ def write_packed(pack_file: str | Path, entries: Iterable[tuple[str, bytes]]) ->
 
 
 def list_packed(pack_file: str | Path) -> list[PackEntry]:
-    """The faces of a pack (zip or first format) in faceset order, every entry checked; no face is read."""
+    """The faces of a pack (zip, first format or DeepFaceLab's) in faceset order, every entry checked;
+    no face is read."""
     pack_file = Path(pack_file)
     try:
         with open(pack_file, "rb") as f:
@@ -109,9 +111,8 @@ def list_packed(pack_file: str | Path) -> list[PackEntry]:
             f.seek(0)
             if head == pack_legacy.MAGIC:
                 return pack_legacy.read_index(f, size, pack_file)
-            if head == _DFL_VERSION:
-                raise UserError("a DeepFaceLab faceset.pak (pickled, not read here for safety); unpack it with "
-                                "DeepFaceLab's 'util faceset unpack', then use the folder", pack_file)
+            if head == pack_dfl.MAGIC:
+                return pack_dfl.read_index(f, size, pack_file)
             return _zip_index(f, size, pack_file)
     except FileNotFoundError:
         raise UserError("packed faceset not found", pack_file) from None
@@ -122,7 +123,8 @@ def list_packed(pack_file: str | Path) -> list[PackEntry]:
 
 
 def read_entry(pack_file: str | Path, entry: PackEntry, f=None) -> bytes:
-    """One face's bytes, SHA-256 checked; `f` an open handle of the pack, to read many faces."""
+    """One face's bytes, SHA-256 checked where the pack records one (DFL's does not); `f` an open
+    handle of the pack, to read many faces."""
     where = f"{pack_file}:{entry.name}"
     try:
         if f is None:
@@ -134,7 +136,7 @@ def read_entry(pack_file: str | Path, entry: PackEntry, f=None) -> bytes:
         raise UserError(f"cannot read this face ({e.strerror or e})", where) from None
     if len(data) != entry.size:
         raise UserError("truncated packed faceset (the file changed or was cut short)", where)
-    if hashlib.sha256(data).hexdigest() != entry.sha256:
+    if entry.sha256 is not None and hashlib.sha256(data).hexdigest() != entry.sha256:
         raise UserError(f"corrupt packed faceset ({entry.name} fails its SHA-256 check)", pack_file)
     return data
 
@@ -231,13 +233,7 @@ def _data_start(f, info: zipfile.ZipInfo, file_size: int, pack_file: Path) -> in
 def _check_index(f, members: dict[str, tuple[int, int]], pack_file: Path) -> list[PackEntry]:
     offset, size = members[INDEX_NAME]
     f.seek(offset)
-    raw = f.read(size)
-    try:
-        index = json.loads(raw.decode("ascii"))
-    except RecursionError:
-        raise UserError(f"corrupt packed faceset index ({INDEX_NAME} nested too deeply)", pack_file) from None
-    except (UnicodeDecodeError, ValueError) as e:
-        raise UserError(f"corrupt packed faceset index ({type(e).__name__}: {e})", pack_file) from None
+    index = loads_bounded(f.read(size), pack_file, f"the packed faceset index {INDEX_NAME}", MAX_INDEX, _INDEX_DEPTH)
     if not isinstance(index, dict) or index.get("format") != FORMAT_NAME:
         raise UserError(f"corrupt packed faceset index ({INDEX_NAME} is not a facekit pack index)", pack_file)
     version = index.get("version")

@@ -15,17 +15,18 @@ gigabytes.
 """
 from __future__ import annotations
 
-import json
 import struct
 from pathlib import Path
 
 from core.errors import UserError
+from core.fileio import loads_bounded
 from faceset.pack_rules import MAX_ENTRIES, MAX_ENTRY, MAX_INDEX, PackEntry, face_name_problem, is_int, is_sha256
 
 MAGIC = b"FACEPAK\0"
 FORMAT_NAME = "facekit.packed_faceset"
 FORMAT_VERSION = 1
 HEAD = struct.Struct(">8sIQ")  # magic, version, index length
+_INDEX_DEPTH = 8  # the index nests 3 deep: {"entries": [{...}]}
 
 
 def read_index(f, file_size: int, pack_file: Path) -> list[PackEntry]:
@@ -47,12 +48,7 @@ def read_index(f, file_size: int, pack_file: Path) -> list[PackEntry]:
     raw = f.read(index_len)
     if len(raw) != index_len:
         raise UserError("truncated packed faceset (the index runs past the end of the file)", pack_file)
-    try:
-        index = json.loads(raw.decode("ascii"))
-    except RecursionError:
-        raise UserError("corrupt packed faceset index (nested too deeply)", pack_file) from None
-    except (UnicodeDecodeError, ValueError) as e:
-        raise UserError(f"corrupt packed faceset index ({type(e).__name__}: {e})", pack_file) from None
+    index = loads_bounded(raw, pack_file, "the packed faceset index", MAX_INDEX, _INDEX_DEPTH)
     del raw
     if not isinstance(index, dict) or index.get("format") != FORMAT_NAME:
         raise UserError("corrupt packed faceset index (not a facekit packed faceset index)", pack_file)

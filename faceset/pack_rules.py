@@ -26,7 +26,7 @@ class PackEntry:
     name: str
     offset: int  # from the start of the pack file
     size: int
-    sha256: str  # hex digest, checked whenever the bytes are read
+    sha256: str | None  # hex digest, checked whenever the bytes are read; None: DFL's pack keeps none
 
 
 def face_name_problem(name: object) -> str | None:

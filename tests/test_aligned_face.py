@@ -74,7 +74,7 @@ def _plain_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
 
 def _full_meta(rng: np.random.Generator, mask_size: int = 64, identity_len: int = 512) -> FaceMeta:
     return FaceMeta(
-        face_type="whole_face",
+        face_type=FaceType.WHOLE_FACE,
         landmarks=rng.uniform(0, 256, (68, 2)).astype(np.float32),
         source_filename="00042.png",
         source_rect=(101, 57, 388, 349),
@@ -132,7 +132,7 @@ def test_round_trip_every_field(tmp_path, face_bgr):
 
 
 def test_minimal_meta_round_trip(tmp_path, face_bgr):
-    meta = FaceMeta(face_type="full_face", landmarks=np.zeros((68, 2)))
+    meta = FaceMeta(face_type=FaceType.FULL, landmarks=np.zeros((68, 2)))
     path = tmp_path / "f.jpg"
     write_aligned_face(path, face_bgr, meta)
     back = read_face_meta(path)
@@ -176,7 +176,7 @@ def test_update_is_atomic(tmp_path, face_bgr, monkeypatch):
 
     monkeypatch.setattr("core.fileio.os.replace", boom)
     with pytest.raises(UserError, match="(cannot|could not) write"):
-        update_face_meta(path, FaceMeta(face_type="head", landmarks=np.ones((68, 2))))
+        update_face_meta(path, FaceMeta(face_type=FaceType.HEAD, landmarks=np.ones((68, 2))))
     monkeypatch.undo()
     assert path.read_bytes() == original
     assert [p.name for p in tmp_path.iterdir()] == ["f.jpg"]
@@ -215,7 +215,7 @@ def test_other_tools_app11_is_ignored_and_kept(tmp_path, face_bgr):
     path = tmp_path / "f.jpg"
     path.write_bytes(_join(segs[:1] + [(0xEB, jumbf)] + segs[1:], scan))
     assert read_face_meta(path) is None
-    update_face_meta(path, FaceMeta(face_type="full_face", landmarks=np.zeros((68, 2))))
+    update_face_meta(path, FaceMeta(face_type=FaceType.FULL, landmarks=np.zeros((68, 2))))
     new_segs, new_scan = _walk(path.read_bytes())
     assert (0xEB, jumbf) in new_segs and new_scan == scan
     assert read_face_meta(path).face_type.long_name == "full_face"

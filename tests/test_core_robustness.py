@@ -225,3 +225,46 @@ def test_json_files_from_a_shared_folder_are_bounded_and_named(tmp_path):
     assert not session.exists()
     with pytest.raises(UserError, match="not found"):
         read_json_file(tmp_path / "missing.json", "options file")
+
+
+def test_json_bytes_are_bounded_and_named():
+    from core.fileio import loads_bounded
+    assert loads_bounded(b'{"a": [[1]]}', "x.json", max_depth=3) == {"a": [[1]]}  # exactly the bound is fine
+    for data, word in ((b'{"a": [[[1]]]}', "nested too deeply"), (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+                       (b" " * 300_001, "too large"), (b'"\xff"', "not UTF-8"), (b"{'a': 1}", "not valid JSON")):
+        with pytest.raises(UserError, match=word) as info:
+            loads_bounded(data, "x.json", "the index", max_bytes=300_000, max_depth=3)
+        assert info.value.path == Path("x.json") and info.value.problem.startswith("the index ")
+
+
+@pytest.mark.parametrize("kind", ["journal", "legacy-pack", "zip-pack"])
+def test_json_read_from_a_shared_faceset_is_bounded_in_depth(tmp_path, kind):
+    """A journal or pack index nested far past its shape (but within what json.loads survives) is refused."""
+    import json
+    import struct
+    import zipfile
+
+    from core.rename_journal import JOURNAL_NAME, finish_interrupted
+    from faceset.pack import INDEX_NAME, PACK_NAME, list_packed
+    deep = "[" * 50 + "]" * 50
+    folder = tmp_path / "aligned"
+    folder.mkdir()
+    if kind == "journal":
+        path = folder / JOURNAL_NAME
+        path.write_text('{"format": "facekit.rename_journal", "phase": "stage", "moves": ' + deep + "}")
+        call = lambda: finish_interrupted(folder)  # noqa: E731
+    else:
+        path = folder / PACK_NAME
+        if kind == "legacy-pack":
+            raw = json.dumps({"format": "facekit.packed_faceset", "count": 0}).encode()[:-1] + b', "x": ' \
+                + deep.encode() + b"}"
+            path.write_bytes(b"FACEPAK\0" + struct.pack(">IQ", 1, len(raw)) + raw)
+        else:
+            with zipfile.ZipFile(path, "w") as zf:
+                zf.writestr(INDEX_NAME, '{"format": "facekit.faceset_pack", "faces": ' + deep + "}")
+                zf.writestr("a.jpg", b"\xff\xd8\xff\xd9")
+        call = lambda: list_packed(path)  # noqa: E731
+    before = sorted(p.name for p in folder.iterdir())
+    with pytest.raises(UserError, match="nested too deeply") as info:
+        call()
+    assert info.value.path == path and sorted(p.name for p in folder.iterdir()) == before

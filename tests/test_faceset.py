@@ -219,11 +219,13 @@ def test_hostile_zip_is_refused_before_anything_is_written(faceset, tmp_path, va
     assert not (tmp_path / "evil.jpg").exists()
 
 
-def test_dfl_faceset_pak_is_named_not_unpickled(tmp_path):
+def test_damaged_dfl_faceset_pak_is_named(tmp_path):
+    """DFL's pack is read (tests/test_dfl_pack.py); one whose offset table does not fit its data is refused."""
     pak = tmp_path / PACK_NAME
     pak.write_bytes((1).to_bytes(8, "little") + (10).to_bytes(8, "little") + b"\x80\x04]\x94." + b"\0" * 40)
-    with pytest.raises(UserError, match="DeepFaceLab faceset.pak"):
+    with pytest.raises(UserError, match="refusing this DeepFaceLab faceset.pak: its offset table") as err:
         Faceset.open(tmp_path)
+    assert err.value.path == pak
 
 
 def test_legacy_pack_digest_is_checked_when_a_face_is_read(faceset, tmp_path):
