@@ -125,7 +125,7 @@ def _add_extract(sub: argparse._SubParsersAction, common: list[argparse.Argument
 
 
 def _add_sort(sub: argparse._SubParsersAction, common: list[argparse.ArgumentParser]) -> None:
-    from core.settings import add_flags
+    from core.settings import add_flags, flags_given
     from mainscripts import sorter
 
     p = sub.add_parser("sort", parents=common, help="sort or prune an aligned faceset (blur, pose, histogram, best faces ...)",
@@ -135,10 +135,8 @@ def _add_sort(sub: argparse._SubParsersAction, common: list[argparse.ArgumentPar
     p.add_argument("--input-dir", required=True, help="aligned faces folder, e.g. workspace/data_src/aligned")
     add_flags(p, [sorter.METHOD_OPTION], prefix="s_")  # menu if omitted and stdin is a terminal
     add_flags(p, sorter.METHOD_SETTINGS, prefix="s_")  # asked when the method needs them and stdin is a terminal
-    p.add_argument("--workers", type=int, default=None,
-                   help="worker processes for per-image measures (default: one per core for 64+ faces; 0 = in this process)")
-    p.set_defaults(func=lambda a: sorter.sort_faceset(a.input_dir, a.s_by, target_count=a.s_target_count, similar=a.s_similar,
-                                                      workers=a.workers, debug=getattr(a, "debug", False)))
+    add_flags(p, [sorter.WORKERS_OPTION], prefix="s_")
+    p.set_defaults(func=lambda a: sorter.sort_from_flags(a.input_dir, flags_given(a, "s_"), debug=getattr(a, "debug", False)))
 
 
 def _add_util(sub: argparse._SubParsersAction, common: list[argparse.ArgumentParser]) -> None:
@@ -202,11 +200,13 @@ def _add_train(sub: argparse._SubParsersAction, common: list[argparse.ArgumentPa
     from core.settings import add_flags
     from models.loader import MODEL_NAMES
     from models.saehd_options import COMMON_OPTIONS, SAEHD_OPTIONS
+    from models.xseg_options import XSEG_OPTIONS
 
     p = sub.add_parser("train", parents=common + [_device_parent()], help="train a face-swap model on a src and a dst faceset",
-                       description="Train Quick96 or SAEHD (DFL's models, in Keras 3). Model options left out are asked on "
-                                   "the first run (defaults without a terminal); later runs keep them unless you press Enter "
-                                   "within 2 seconds or pass the option's flag.")
+                       description="Train Quick96 or SAEHD (DFL's models, in Keras 3), or XSeg (the face segmentation "
+                                   "model behind `xseg apply`; --generic trains it without labels). Model options left "
+                                   "out are asked on the first run (defaults without a terminal); later runs keep them "
+                                   "unless you press Enter within 2 seconds or pass the option's flag.")
     p.add_argument("--training-data-src-dir", required=True, help="aligned src faces (folder or folder with faceset.pak)")
     p.add_argument("--training-data-dst-dir", required=True, help="aligned dst faces")
     p.add_argument("--pretraining-data-dir", default=None, help="aligned faces of many people, used when pretrain is on")
@@ -227,9 +227,10 @@ def _add_train(sub: argparse._SubParsersAction, common: list[argparse.ArgumentPa
     p.add_argument("--autosave-minutes", type=float, default=25.0, help="save every N minutes (default 25)")
     p.add_argument("--sample-workers", type=int, default=None, dest="workers",
                    help="background processes per side producing batches (default 1; 0 = in the training process)")
-    options = p.add_argument_group("model options (SAEHD only: Quick96 has a fixed configuration and refuses them; "
-                                   "the same checks apply to the model's <name>_<Model>_options.json)")
-    add_flags(options, SAEHD_OPTIONS + COMMON_OPTIONS)
+    options = p.add_argument_group("model options (SAEHD's, and XSeg's --face-type, --batch-size, --generic, --dims, "
+                                   "--resolution; Quick96 has a fixed configuration and refuses them; the same checks "
+                                   "apply to the model's <name>_<Model>_options.json)")
+    add_flags(options, SAEHD_OPTIONS + COMMON_OPTIONS + XSEG_OPTIONS)
 
     def run(a: argparse.Namespace) -> None:
         from pathlib import Path
@@ -280,7 +281,8 @@ def _add_merge(sub: argparse._SubParsersAction, common: list[argparse.ArgumentPa
     p = sub.add_parser("merge", parents=common + [_device_parent()], help="put the trained face onto every dst frame",
                        description="Merge a trained model's faces into the dst frames: merged/<frame>.png and "
                                    "merged_mask/<frame>.png. Interactive window by default on a terminal; batch with "
-                                   "--config or --no-interactive (and always when stdin is not a terminal).")
+                                   "--config, a setting flag or --no-interactive (and always when stdin is not a "
+                                   "terminal).")
     p.add_argument("--input-dir", required=True, help="dst frames, e.g. workspace/data_dst")
     p.add_argument("--output-dir", required=True, help="merged frames, e.g. workspace/data_dst/merged")
     p.add_argument("--output-mask-dir", required=True, help="merged masks, e.g. workspace/data_dst/merged_mask")
@@ -293,18 +295,65 @@ def _add_merge(sub: argparse._SubParsersAction, common: list[argparse.ArgumentPa
                         "and without a terminal: the most recently saved)")
     p.add_argument("--config", default=None, dest="config_path",
                    help="merge settings JSON (any subset of the settings; batch mode, one setting for all frames)")
-    inter = p.add_mutually_exclusive_group()
-    inter.add_argument("--interactive", action="store_true", default=None, help="open the interactive merger window")
-    inter.add_argument("--no-interactive", action="store_false", dest="interactive", help="batch merge without a window")
-    p.add_argument("--workers", type=int, default=None,
-                   help="compositing worker processes (asked if omitted; default one per core, at most 8; 0 = in this process)")
+    add_flags(p, merger_cli.RUN_OPTIONS, prefix="m_")  # --interactive/--no-interactive, --workers
     add_flags(p.add_argument_group("merge settings", "each merger setting for all frames (batch mode; with "
                                    "--interactive the window's starting values); they win over --config's values"),
               MERGE_OPTIONS, prefix="m_")
     p.set_defaults(func=lambda a: merger_cli.merge(
         a.input_dir, a.output_dir, a.output_mask_dir, a.aligned_dir, a.model_dir, a.model_class,
-        config_path=a.config_path, interactive=a.interactive, workers=a.workers, debug=getattr(a, "debug", False),
-        model_name=a.force_model_name, settings=flags_given(a, "m_")))
+        config_path=a.config_path, debug=getattr(a, "debug", False), model_name=a.force_model_name,
+        settings=flags_given(a, "m_")))
+
+
+def _add_xseg(sub: argparse._SubParsersAction, common: list[argparse.ArgumentParser]) -> None:
+    from mainscripts import xseg_util
+
+    xseg = sub.add_parser("xseg", parents=common, help="XSeg masks: label, fetch, apply a trained mask, export",
+                          description="DFL's XSeg workflow: label faces (editor), train `train --model XSeg`, bake the "
+                                      "trained mask into the faces (apply), check it in the editor, label the failures.")
+    cmds = xseg.add_subparsers(dest="xseg_command", required=True, metavar="SUBCOMMAND")
+
+    p = cmds.add_parser("editor", parents=common, help="draw include/exclude polygons on aligned faces",
+                        description="The labelling window; each face's labels are saved when you leave it.")
+    p.add_argument("--input-dir", required=True, help="aligned faces folder, e.g. workspace/data_dst/aligned")
+    p.add_argument("--model-dir", default=None, help="trained XSeg model whose mask to show as a second overlay")
+
+    def run_editor(a: argparse.Namespace) -> None:
+        rc = xseg_util.editor(a.input_dir, a.model_dir)
+        if rc:
+            raise SystemExit(rc)
+    p.set_defaults(func=run_editor)
+
+    p = cmds.add_parser("fetch", parents=common, help="copy the labelled faces to <dir>_xseg",
+                        description="Copy every face carrying labels, unchanged and under its own name, to <dir>_xseg. "
+                                    "Faces whose labels cannot make a mask are listed and not copied (exit code 1).")
+    p.add_argument("--input-dir", required=True, help="aligned faces folder")
+    p.set_defaults(func=lambda a: xseg_util.fetch(a.input_dir))
+
+    p = cmds.add_parser("remove-labels", parents=common, help="delete the label polygons of every face",
+                        description="Delete every face's XSeg labels. Asks first on a terminal; without one it needs --yes.")
+    p.add_argument("--input-dir", required=True, help="aligned faces folder")
+    p.add_argument("--yes", action="store_true", help="delete without asking (needed when stdin is not a terminal)")
+    p.set_defaults(func=lambda a: xseg_util.remove_labels(a.input_dir, yes=a.yes))
+
+    p = cmds.add_parser("apply", parents=common + [_device_parent()], help="bake a trained XSeg mask into every face",
+                        description="Run a trained XSeg model on every face and store its mask in the face (used by "
+                                    "training and merging). Safe to stop and run again.")
+    p.add_argument("--input-dir", required=True, help="aligned faces folder")
+    p.add_argument("--model-dir", required=True, help="folder holding a trained XSeg model, e.g. workspace/model")
+    p.set_defaults(func=lambda a: xseg_util.apply_masks(a.input_dir, a.model_dir))
+
+    p = cmds.add_parser("remove", parents=common, help="delete the baked XSeg masks (labels stay)",
+                        description="Delete every face's baked XSeg mask; training and merging use the labels or the "
+                                    "landmark hull again. `xseg apply` bakes it again.")
+    p.add_argument("--input-dir", required=True, help="aligned faces folder")
+    p.set_defaults(func=lambda a: xseg_util.remove_masks(a.input_dir))
+
+    p = cmds.add_parser("export-masks", parents=common, help="write each face's mask as <stem>_mask.jpg into <dir>_mask",
+                        description="DFL's --export-faceset-mask (also `util --export-faceset-mask`): the baked XSeg "
+                                    "mask, else the label polygons, as black-and-white images.")
+    p.add_argument("--input-dir", required=True, help="aligned faces folder")
+    p.set_defaults(func=lambda a: xseg_util.export_masks(a.input_dir))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -326,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(sub, common)
     _add_merge(sub, common)
     _add_evaluate(sub, common)
+    _add_xseg(sub, common)
     return parser
 
 

@@ -29,6 +29,8 @@ PRESETS: dict[str, tuple[str, dict, int]] = {
     "saehd64-liae-ud-b8": ("SAEHD", {"resolution": 64, "archi": "liae-ud"}, 8),  # DFL 2.06 s/it
     "saehd128-liae-ud": ("SAEHD", {"resolution": 128, "archi": "liae-ud"}, 4),
     "saehd256-df-ud": ("SAEHD", {"resolution": 256, "archi": "df-ud"}, 4),
+    # XSeg at 256, DFL's widths; batch is per side (4 src + 4 dst faces per step); generic targets
+    "xseg": ("XSeg", {}, 4),
 }
 DFL_SECONDS = {"q96": 1.29, "saehd64-df-ud": 0.83, "saehd64-liae-ud-b8": 2.06}
 

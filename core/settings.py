@@ -62,6 +62,7 @@ class Option:
     normalize: Callable[[str], str] | None = None  # a spelling to the canonical value (full_face -> f); ValueError if none
     menu: tuple[tuple[str, str], ...] = ()  # (value, title): the prompt is a numbered menu of these
     argparse_choices: bool = False  # argparse checks the flag's choices (usage and exit 2), as DFL's scripts expect
+    default_text: str = ""  # how --help states the default when the plain value is not the whole story
 
     @property
     def flag(self) -> str:
@@ -187,8 +188,10 @@ class Option:
         return values[index]
 
     def flag_help(self) -> str:
-        """The --help text: the help, then the default when it is a plain value."""
+        """The --help text: the help, then the default (`default_text`, else the value when it is a plain one)."""
         text = self.help
+        if self.default_text:
+            return f"{text} (default: {self.default_text})"
         if not self.switch and self.default is not None and not callable(self.default) and self.default != ():
             shown = ("y" if self.default else "n") if self.kind == "bool" else self.default
             text += f" (default {shown})"

@@ -1,6 +1,7 @@
 """The one crop geometry: (68 landmarks, size, face type) -> frame-to-crop affine matrix.
 
-Every crop in the toolkit (extract, train, merge, XSeg) comes from `align`, and it reproduces
+Every crop in the toolkit (extract, train, merge, XSeg) comes from `align`, through
+`facelib.crop.CropSpec` (its only caller), and `align` reproduces
 DeepFaceLab's `get_transform_mat` (in its LandmarksProcessor) so crops match DFL facesets: a
 similarity fit of the brows, nose, eyes and mouth corners to a mean face in the unit square, then
 a square grown around it by a per-type padding. Maths in float64; DFL rounds through float32, so
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
 
 from facelib.face_type import FaceType
@@ -85,6 +85,13 @@ def transform_points(points: np.ndarray, mat: np.ndarray, invert: bool = False) 
     return pts @ mat[:, :2].T + mat[:, 2]
 
 
+def compose_affine(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """The 2x3 matrix of `inner` followed by `outer` (both 2x3)."""
+    def as3(m: np.ndarray) -> np.ndarray:
+        return np.vstack([np.asarray(m, np.float64), [0.0, 0.0, 1.0]])
+    return (as3(outer) @ as3(inner))[:2]
+
+
 def estimate_averaged_yaw(landmarks: np.ndarray) -> float:
     """Head turn from 2D landmarks: right minus left nose-bridge-to-jaw width, in landmark units.
 
@@ -140,22 +147,3 @@ def align(landmarks: np.ndarray, size: int, face_type: FaceType, scale: float = 
     dst = np.array([(0, 0), (size, 0), (size, size)], np.float64)
     return _affine_from_3_points(src, dst)
 
-
-def crop_face(image: np.ndarray, landmarks: np.ndarray, size: int, face_type: FaceType,
-              scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """The aligned crop of `image` and its frame-to-crop matrix (Lanczos, black outside the frame)."""
-    mat = align(landmarks, size, face_type, scale)
-    face = cv2.warpAffine(image, mat, (size, size), flags=cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_CONSTANT)
-    return face, mat
-
-
-def landmarks_to_rect(landmarks: np.ndarray) -> tuple[float, float, float, float]:
-    """An upright face rect (l, t, r, b) in frame pixels: the full_face_no_align crop square.
-
-    DFL's `get_rect_from_landmarks` takes the same square but stops one output pixel short (at
-    255 of 256); this returns the whole square.
-    """
-    size = 256
-    mat = align(landmarks, size, FaceType.FULL_NO_ALIGN)
-    (l, t), (r, b) = transform_points(np.array([(0, 0), (size, size)], np.float64), mat, invert=True)
-    return float(l), float(t), float(r), float(b)

@@ -1,7 +1,8 @@
 """A crop as one value: `CropSpec` says "a `size` x `size` crop of type `face_type`, zoomed by `scale`";
 `Crop` is that spec placed on one face (its frame -> crop matrix), computed once and passed along.
 
-The geometry itself is `facelib.align.align`; these types only carry its result and apply it.
+The geometry itself is `facelib.align.align`; these types only carry its result and apply it. This
+module is the only caller of `align`: everything else asks a CropSpec for its crop.
 """
 from __future__ import annotations
 
@@ -72,3 +73,22 @@ class Crop:
     def to_frame(self, points: np.ndarray) -> np.ndarray:
         """Crop pixels -> frame pixels (Nx2 points or one (x, y))."""
         return transform_points(points, self.mat, invert=True)
+
+    def frame_corners(self) -> np.ndarray:
+        """The crop square's corners in frame pixels (4x2: top-left, top-right, bottom-right, bottom-left)."""
+        s = float(self.size)
+        return self.to_frame(np.array([(0.0, 0.0), (s, 0.0), (s, s), (0.0, s)]))
+
+
+RECT_CROP = CropSpec(256, FaceType.FULL_NO_ALIGN)  # the upright square a face's rect is taken from
+
+
+def landmarks_to_rect(landmarks: np.ndarray) -> tuple[float, float, float, float]:
+    """An upright face rect (l, t, r, b) in frame pixels: the full_face_no_align crop square.
+
+    DFL's `get_rect_from_landmarks` takes the same square but stops one output pixel short (at
+    255 of 256); this returns the whole square.
+    """
+    size = float(RECT_CROP.size)
+    (l, t), (r, b) = RECT_CROP.of(landmarks).to_frame(np.array([(0.0, 0.0), (size, size)]))
+    return float(l), float(t), float(r), float(b)

@@ -124,6 +124,21 @@ class Faceset:
         update_face_meta(face.path, meta)
         face._meta, face._meta_read = meta, True
 
+    def with_meta(self) -> Iterator[tuple[Face, FaceMeta]]:
+        """(face, metadata) of every aligned face, in order; a face whose metadata cannot be read and an
+        image without any are skipped with a warning naming it (commands that go on with the rest)."""
+        from core import log  # the faceset itself logs nothing else
+        for face in self.faces:
+            try:
+                meta = face.meta()
+            except UserError as e:
+                log.warning(f"{face.where}: {e.problem}; skipped")
+                continue
+            if meta is None:
+                log.warning(f"{face.where}: no face metadata (not an aligned face); skipped")
+                continue
+            yield face, meta
+
     def _first_meta(self) -> tuple[Face, FaceMeta] | None:
         for face in self.faces:
             meta = face.meta() if face.is_jpeg else None

@@ -16,8 +16,7 @@ from core import log
 from core.errors import UserError
 from core.fileio import atomic_write_json, require_dir
 from core.image_io import read_image
-from facelib.align import landmarks_to_rect
-from facelib.crop import CropSpec
+from facelib.crop import CropSpec, landmarks_to_rect
 from facelib.face_type import FaceType
 from facelib.identity import embedding
 from facelib.landmarks import landmarks_from_box

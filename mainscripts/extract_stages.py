@@ -27,7 +27,9 @@ from facelib.detected_face import DetectedFace
 from facelib.draw import BLUE, RED, draw_crop_square, draw_landmarks, draw_rect
 from facelib.face_type import FaceType
 from facelib.identity import DEFAULT_THRESHOLD
-from faceset.face_file import FaceMeta, read_face_meta, write_aligned_face
+from faceset.face_file import write_aligned_face
+from faceset.faceset import Face
+from faceset.meta import FaceMeta
 
 AUTO_DETECTORS = ("centerface", "dlib-hog")
 JOURNAL_NAME = ".extract_journal.jsonl"
@@ -215,7 +217,7 @@ def existing_faces(output_dir: Path) -> list[Path]:
 def is_face(path: Path) -> bool:
     """An aligned face (our metadata or DFL's): the only kind of file extract ever removes or moves."""
     try:
-        return read_face_meta(path) is not None
+        return Face(path.name, path).meta() is not None
     except UserError:  # unreadable, not a JPEG, damaged metadata: not ours to touch
         return False
 

@@ -1,10 +1,11 @@
 """`facesettool resize`: change a faceset's image size and optionally crop it to a smaller face type.
 
 A re-crop must keep every geometric field in step with the pixels, or the merger would paste faces
-in the wrong place: the new crop is one affine matrix M (current face pixels -> new face pixels,
-from the same `align` geometry extraction uses), and M is applied to the landmarks, the mask
-polygons, the XSeg mask and composed with `image_to_face_mat`. Results go to `<dir>_resized`; the
-tool then asks whether to move them over the originals.
+in the wrong place: the new crop is one `Crop` placed on the current face (a `CropSpec` of the new
+size and type on the face's own landmarks: the geometry extraction uses), and its matrix M (current
+face pixels -> new face pixels) is applied to the landmarks, the mask polygons, the XSeg mask and
+composed with `image_to_face_mat`. A plain resize is M = `resize_matrix`, the pixel map of
+cv2.resize. Results go to `<dir>_resized`; the tool then asks whether to move them over the originals.
 
 `facesettool enhance` (DFL's face super-resolution) is not provided: it needs DFL's pretrained
 FaceEnhancer network, which this toolkit does not have.
@@ -24,11 +25,13 @@ from core.errors import UserError
 from core.fileio import IMAGE_EXTENSIONS, remove_stale_partials, require_dir
 from core.rename_journal import finish_interrupted
 from core.workers import default_worker_count, run_pool
-from facelib.align import transform_points
+from facelib.align import compose_affine, invert_affine, transform_points
 from facelib.crop import Crop, CropSpec
 from facelib.face_type import SHORT_NAMES, FaceType
-from faceset.face_file import FaceMeta, load_aligned_face, write_aligned_face
-from faceset.faceset import Faceset
+from facelib.seg_polys import transform_polys
+from faceset.face_file import write_aligned_face
+from faceset.faceset import Face, Faceset
+from faceset.meta import FaceMeta
 
 RECROP_TYPES = (FaceType.HALF, FaceType.MID_FULL, FaceType.FULL, FaceType.WHOLE_FACE, FaceType.HEAD)  # by coverage
 FACE_TYPE_CHOICES = (*SHORT_NAMES, "same")
@@ -37,14 +40,11 @@ SIZE_RANGE = (32, 4096)
 POOL_THRESHOLD = 64
 
 
-def _as3(mat: np.ndarray) -> np.ndarray:
-    return np.vstack([np.asarray(mat, np.float64), [0.0, 0.0, 1.0]])
-
-
-def scale_matrix(src_size: int, dst_size: int) -> np.ndarray:
-    """The 2x3 matrix of a plain resize, pixel centres matched the way cv2.resize matches them."""
-    s = dst_size / src_size
-    return np.array([[s, 0.0, (s - 1.0) / 2.0], [0.0, s, (s - 1.0) / 2.0]])
+def resize_matrix(src_wh: tuple[int, int], dst_wh: tuple[int, int]) -> np.ndarray:
+    """The 2x3 matrix of a plain resize from `src_wh` to `dst_wh` (width, height) pixels, pixel
+    centres matched the way cv2.resize matches them."""
+    sx, sy = dst_wh[0] / src_wh[0], dst_wh[1] / src_wh[1]
+    return np.array([[sx, 0.0, (sx - 1.0) / 2.0], [0.0, sy, (sy - 1.0) / 2.0]])
 
 
 def resize_face(image: np.ndarray, meta: FaceMeta, size: int,
@@ -60,7 +60,7 @@ def resize_face(image: np.ndarray, meta: FaceMeta, size: int,
     current = meta.face_type
     target = current if face_type is None else FaceType(face_type)
     if target == current:
-        mat = scale_matrix(w, size)
+        mat = resize_matrix((w, w), (size, size))
         interp = cv2.INTER_AREA if size < w else cv2.INTER_LANCZOS4
         new_image = cv2.resize(image, (size, size), interpolation=interp)
     else:
@@ -83,28 +83,22 @@ def _warp(image: np.ndarray, crop: Crop) -> np.ndarray:
     if scale < 0.5:
         h, w = image.shape[:2]
         sw, sh = max(1, round(w * scale * 2)), max(1, round(h * scale * 2))
-        pre = np.array([[sw / w, 0, (sw / w - 1) / 2], [0, sh / h, (sh / h - 1) / 2]])
         image = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
-        mat = (_as3(mat) @ np.linalg.inv(_as3(pre)))[:2]
+        mat = compose_affine(mat, invert_affine(resize_matrix((w, h), (sw, sh))))
     return cv2.warpAffine(image, mat, (size, size), flags=cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_CONSTANT)
 
 
 def transform_meta(meta: FaceMeta, mat: np.ndarray, image_hw: tuple[int, int], size: int, face_type: FaceType) -> FaceMeta:
     """`meta` after the face pixels went through `mat` into a `size` crop of `face_type`."""
-    polys = None
-    if meta.seg_ie_polys is not None:
-        polys = [{"type": p["type"], "pts": transform_points(p["pts"], mat) if len(p["pts"]) else p["pts"]}
-                 for p in meta.seg_ie_polys]
+    polys = None if meta.seg_ie_polys is None else transform_polys(meta.seg_ie_polys, mat)
     mask = None
     if meta.xseg_mask is not None:  # the mask covers the face image at its own resolution
         mh, mw = meta.xseg_mask.shape
-        to_image = np.array([[image_hw[1] / mw, 0, (image_hw[1] / mw - 1) / 2],
-                             [0, image_hw[0] / mh, (image_hw[0] / mh - 1) / 2]])
-        mask_mat = (_as3(mat) @ _as3(to_image))[:2]
+        mask_mat = compose_affine(mat, resize_matrix((mw, mh), (image_hw[1], image_hw[0])))
         mask = np.clip(cv2.warpAffine(meta.xseg_mask, mask_mat, (size, size), flags=cv2.INTER_LINEAR), 0.0, 1.0)
     image_to_face = None
     if meta.image_to_face_mat is not None:
-        image_to_face = (_as3(mat) @ _as3(meta.image_to_face_mat))[:2]
+        image_to_face = compose_affine(mat, meta.image_to_face_mat)
     return FaceMeta(
         face_type=face_type,
         landmarks=transform_points(meta.landmarks, mat),
@@ -122,15 +116,14 @@ def transform_meta(meta: FaceMeta, mat: np.ndarray, image_hw: tuple[int, int], s
 
 @dataclass(frozen=True)
 class ResizeJob:
-    src: Path
+    face: Face  # a face of the faceset being resized (a folder: resize refuses packs)
     dst: Path
 
 
 def _resize_file(size: int, face_type: FaceType | None, quality: int, job: ResizeJob) -> str:
-    # Runs in a worker process: it gets two paths (cheap to send), reads the source face file and writes a new
-    # face file elsewhere, which Faceset has no API for (write_meta rewrites metadata in place); the listing and
-    # the metadata check happen through Faceset in resize_faceset.
-    image, meta = load_aligned_face(job.src)
+    # Runs in a worker process. The face is read through Faceset's Face; the result is a new face file
+    # elsewhere, written by the face-file codec (Faceset.write_meta only rewrites metadata in place).
+    image, meta = job.face.load()
     new_image, new_meta = resize_face(image, meta, size, face_type)
     write_aligned_face(job.dst, new_image, new_meta, quality)
     return job.dst.name
@@ -182,7 +175,7 @@ def resize_faceset(input_dir: str | Path, image_size: int | None = None, face_ty
         if not has_meta:
             log.warning(f"{face.name}: no face metadata; skipped")
             continue
-        jobs.append(ResizeJob(face.path, out_dir / face.name))
+        jobs.append(ResizeJob(Face(face.name, face.path), out_dir / face.name))  # sent without its metadata
     if not jobs:
         raise UserError("no aligned faces in this folder", folder)
     if workers is None:
@@ -190,7 +183,7 @@ def resize_faceset(input_dir: str | Path, image_size: int | None = None, face_ty
     label = f"{size}px" + (f", {target.long_name}" if target is not None else "")
     failed = []
     for res in run_pool(functools.partial(_make_resizer, size, target, jpeg_quality), jobs, workers=workers,
-                        name_of=lambda j: j.src.name, desc=f"Resizing to {label}", unit="faces", debug=debug):
+                        name_of=lambda j: j.face.name, desc=f"Resizing to {label}", unit="faces", debug=debug):
         if not res.ok:
             log.warning(f"{res.name}: {res.error}")
             failed.append(res.name)
@@ -202,7 +195,7 @@ def resize_faceset(input_dir: str | Path, image_size: int | None = None, face_ty
     if not do_merge:
         return out_dir
     for job in jobs:  # each replace is atomic; a face is either the old or the new one
-        os.replace(job.dst, job.src)
+        os.replace(job.dst, job.face.path)
     out_dir.rmdir()
     log.info(f"Merged the resized faces into {folder}")
     return folder

@@ -5,7 +5,8 @@ merger/ (window, session, batch pipeline). Without a terminal and without --conf
 batch with the default settings and says so: scripts never wait on a prompt or a window. Each setting
 also has its own flag (`--erode 40 --mode seamless`, declared in merger.config.MERGE_OPTIONS); given
 flags win over --config's values and, like --config, choose batch mode unless --interactive is given
-(then they are the window's starting settings).
+(then they are the window's starting settings). The run's own choices, interactive or batch and the
+number of compositing workers, are declared here (RUN_OPTIONS): DFL's two questions, and their flags.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from core import interact, log
 from core.errors import UserError
 from core.fileio import ensure_writable_dir, remove_stale_partials
 from core.folder_lock import FolderLock
-from core.settings import parse_flags, resolve
+from core.settings import Option, parse_flags, resolve
 from core.workers import default_worker_count
 from merger.config import MERGE_OPTIONS, MergeConfig, default_config, load_config
 from merger.frames import FrameInfo, check_frame_sizes, collect_frames
@@ -26,6 +27,18 @@ from merger.pipeline import output_paths, run_merge
 from merger.session import legacy_session_path, load_session, new_session, session_path
 
 CPU_ENV = {"CUDA_VISIBLE_DEVICES": "-1", "JAX_PLATFORMS": "cpu"}  # compositing workers never touch a GPU
+CORES = max(1, os.cpu_count() or 1)
+
+# DFL's questions before merging. Not asked without a terminal: batch mode, default_worker_count() workers.
+INTERACTIVE_OPTION = Option(
+    "interactive", True, "Open the interactive merger window (asked on a terminal unless --config or a merge "
+    "setting flag chooses batch mode; never without a terminal).", "Use interactive merger?", "bool", switch=True,
+    negative_help="Batch merge without a window: one setting for all frames.")
+WORKERS_OPTION = Option(
+    "workers", default_worker_count(), "Compositing worker processes, from 1 to the number of CPU cores; asked in "
+    "batch mode on a terminal.", "Number of workers?", "int", valid_range=(1, CORES),
+    default_text=f"one per core, at most 8: {default_worker_count()} here")
+RUN_OPTIONS = (INTERACTIVE_OPTION, WORKERS_OPTION)
 
 
 def ask_settings(base: MergeConfig) -> MergeConfig:
@@ -64,11 +77,16 @@ def merge(input_dir: str, output_dir: str, output_mask_dir: str, aligned_dir: st
     `model_name` picks one of several models of `model_class` in `model_dir` (else: a menu on a
     terminal, the most recently saved without one). `predictor` (a models.predictor.FacePredictor)
     skips loading the model; its session is then `model_name`'s (default "new", train's default name).
-    `settings`: merger settings given on the command line (key -> value or the flag's text), applied on
-    top of the defaults or `config_path`'s values; a bad one is a UserError naming its flag.
+    `settings`: the command line's flags (key -> value or the flag's text): merger settings, applied on
+    top of the defaults or `config_path`'s values, and RUN_OPTIONS (--interactive, --workers 1..cores),
+    which replace `interactive` and `workers`; a bad one is a UserError naming its flag. `interactive` and
+    `workers` are for callers in Python (workers=0 composites in this process). Left out, both are asked
+    on a terminal (DFL's questions), else batch mode with default_worker_count() workers.
     Every input is checked before the output folders are created.
     """
     flags = parse_flags(MERGE_OPTIONS, settings or {})  # a bad flag is an error before anything is read
+    run = parse_flags(RUN_OPTIONS, settings or {})
+    interactive, workers = run.get("interactive", interactive), run.get("workers", workers)
     if aligned_dir is None:
         raise UserError("--aligned-dir is required: the merger takes each face's landmarks from the aligned dst faces")
     infos = collect_frames(input_dir, aligned_dir)
@@ -77,14 +95,7 @@ def merge(input_dir: str, output_dir: str, output_mask_dir: str, aligned_dir: st
     log.info(f"{len(infos)} frames of {width}x{height}, {with_faces} with faces to merge")
 
     if interactive is None:
-        if config_path is not None or flags:
-            interactive = False
-        elif not interact.is_interactive():
-            log.info("stdin is not a terminal: merging in batch mode with the default settings "
-                     "(give --config merge.json to choose them)")
-            interactive = False
-        else:
-            interactive = interact.ask_bool("Use interactive merger?", True)
+        interactive = _ask_interactive(batch_chosen=config_path is not None or bool(flags))
     if interactive:
         _require_display()
     if predictor is None:
@@ -117,9 +128,8 @@ def _merge_into(infos: list[FrameInfo], predictor, out_dir: Path, mask_dir: Path
 
     if cfg is None:
         cfg = ask_settings(base) if interact.is_interactive() else base
-    if workers is None:
-        cores = os.cpu_count() or 1
-        workers = interact.ask_int("Number of workers?", default_worker_count(), (1, max(1, cores)))
+    if workers is None:  # the prompt on a terminal, else the default (said in the log)
+        workers = WORKERS_OPTION.ask(WORKERS_OPTION.default)
     stale = _stale_outputs(infos, out_dir)
     if stale:
         log.warning(f"{out_dir}: {stale} PNG file(s) there are not frames of {input_dir} (left as they are)")
@@ -131,6 +141,18 @@ def _merge_into(infos: list[FrameInfo], predictor, out_dir: Path, mask_dir: Path
         raise UserError(f"{len(summary.failed)} of {len(infos)} frames could not be merged (first: {name}: {why})", out_dir)
     log.info(f"Merged {summary.merged} frames into {out_dir} (masks in {mask_dir})")
     return summary.merged
+
+
+def _ask_interactive(batch_chosen: bool) -> bool:
+    """DFL's first question, asked only on a terminal and only when neither --config nor a setting flag
+    chose batch mode: scripts never wait on a prompt or a window."""
+    if batch_chosen:
+        return False
+    if not interact.is_interactive():
+        log.info("stdin is not a terminal: merging in batch mode with the default settings "
+                 "(give --config merge.json to choose them)")
+        return False
+    return INTERACTIVE_OPTION.ask(INTERACTIVE_OPTION.default)
 
 
 def _require_display() -> None:

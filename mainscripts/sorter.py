@@ -9,15 +9,16 @@ in its metadata (`extra["original_name"]`) and `util --recover-original-aligned-
 This module is the command's orchestration: the folder, the method menu and its settings, the
 measuring pool, the trash and the renames. The per-image measures are `facelib.image_measures`
 (computed in a worker pool when the faceset is large); the orderings, and the measures from
-landmarks alone (pose, source rect), are `faceset.sort_methods`. Metadata is read and written
-through `faceset.faceset.Faceset`.
+landmarks alone (pose, source rect), are `faceset.sort_methods`. Faces are read (in the workers too)
+and their metadata written through `faceset.faceset.Faceset` and its `Face`.
 """
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import cv2
 
@@ -25,10 +26,10 @@ from core import interact, log
 from core.errors import UserError
 from core.fileio import IMAGE_EXTENSIONS, remove_stale_partials, require_dir
 from core.rename_journal import Move, finish_interrupted, move_files
-from core.settings import Option, resolve
+from core.settings import Option, never, parse_flags, resolve
 from core.workers import default_worker_count, run_pool
 from facelib.image_measures import compute_features
-from faceset.face_file import load_aligned_face
+from faceset.faceset import Face as StoredFace
 from faceset.faceset import Faceset
 from faceset.sort_methods import DEFAULT_TARGET_COUNT, METHODS, ORIGINAL_NAME_KEY, Face, Method, Options
 
@@ -37,13 +38,13 @@ POOL_THRESHOLD = 64  # below this many faces, starting worker processes costs mo
 
 # --- measuring (in workers) -----------------------------------------------------------------------
 
-def _measure(wanted: tuple[str, ...], path: str) -> dict[str, Any]:
-    # A worker gets a path (cheap to send) and reads the face file itself; see load_faces.
-    image, meta = load_aligned_face(path)
+def _measure(wanted: tuple[str, ...], face: StoredFace) -> dict[str, Any]:
+    # A worker gets the face's name and place (cheap to send) and reads it itself; see load_faces.
+    image, meta = face.load()
     return compute_features(image, meta.landmarks, meta.eyebrows_expand_mod, wanted)
 
 
-def _make_measurer(wanted: tuple[str, ...]) -> Callable[[str], dict[str, Any]]:
+def _make_measurer(wanted: tuple[str, ...]) -> Callable[[StoredFace], dict[str, Any]]:
     cv2.setNumThreads(1)  # the pool is the parallelism
     return functools.partial(_measure, wanted)
 
@@ -69,6 +70,11 @@ SIMILAR_OPTION = Option(
     "similar", True, "absdiff: similar faces next to each other (default)", "Sort by similar?", "bool", switch=True,
     negative="--dissimilar", negative_help="absdiff: most different faces first")
 METHOD_SETTINGS = (TARGET_COUNT_OPTION, SIMILAR_OPTION)
+# Never asked (DFL does not ask either); left out, large facesets are measured by one process per core.
+WORKERS_OPTION = Option(
+    "workers", None, "Worker processes measuring the faces, from 1 to the number of CPU cores.", kind="int",
+    valid_range=(1, max(1, os.cpu_count() or 1)), ask_if=never,
+    default_text=f"one per core, at most 8, for {POOL_THRESHOLD}+ faces; fewer are measured in this process")
 
 
 def resolve_method(name: str | None) -> Method:
@@ -111,6 +117,7 @@ def load_faces(faceset: Faceset, wanted: tuple[str, ...], workers: int | None,
                debug: bool = False) -> tuple[list[Face], list[tuple[Path, str]]]:
     """Read every face's metadata and compute the `wanted` measures; returns (faces, rejects with reasons)."""
     faces: list[Face] = []
+    sources: list[StoredFace] = []  # where each of `faces` is kept, without its metadata (cheap to send)
     rejects: list[tuple[Path, str]] = []
     for stored in faceset:
         p = stored.path
@@ -125,14 +132,14 @@ def load_faces(faceset: Faceset, wanted: tuple[str, ...], workers: int | None,
             rejects.append((p, f"{meta.landmarks.shape[0]} landmarks, sorting needs 68"))
         else:
             faces.append(Face(p, meta))
+            sources.append(StoredFace(stored.name, stored.path, stored.entry))
     if not wanted or not faces:
         return faces, rejects
     if workers is None:
         workers = default_worker_count() if len(faces) >= POOL_THRESHOLD else 0
     good: list[Face] = []
-    for face, res in zip(faces, run_pool(functools.partial(_make_measurer, wanted), [str(f.path) for f in faces],
-                                         workers=workers, name_of=lambda s: Path(s).name, desc="Measuring",
-                                         unit="faces", debug=debug)):
+    for face, res in zip(faces, run_pool(functools.partial(_make_measurer, wanted), sources, workers=workers,
+                                         name_of=lambda s: s.name, desc="Measuring", unit="faces", debug=debug)):
         if res.ok:
             face.f.update(res.value)
             good.append(face)
@@ -146,9 +153,18 @@ def _setting(option: Option, given: dict[str, Any]) -> Any:
     return resolve((option,), None, {k: v for k, v in given.items() if k == option.key}, ask_overrides=False)[option.key]
 
 
+def sort_from_flags(input_dir: str | Path, flags: Mapping[str, Any], debug: bool = False) -> SortSummary:
+    """The `sort` command: its flags (key -> the flag's text, from core.settings.flags_given), each checked
+    against its declaration; a bad one is a UserError naming the flag."""
+    workers = parse_flags((WORKERS_OPTION,), flags).get("workers")
+    return sort_faceset(input_dir, flags.get("by"), target_count=flags.get("target_count"),
+                        similar=flags.get("similar"), workers=workers, debug=debug)
+
+
 def sort_faceset(input_dir: str | Path, by: str | None = None, *, target_count: int | None = None,
                  similar: bool | None = None, workers: int | None = None, debug: bool = False) -> SortSummary:
-    """Sort the aligned faces in `input_dir` by `by` (asked when None), trash rejects, rename in order."""
+    """Sort the aligned faces in `input_dir` by `by` (asked when None), trash rejects, rename in order.
+    `workers`: measuring processes (None: see WORKERS_OPTION; 0, for callers in Python: this process)."""
     folder = require_dir(input_dir, "aligned faces folder").resolve()
     finish_interrupted(folder)
     remove_stale_partials(folder, target_suffixes=IMAGE_EXTENSIONS)  # faces of a killed metadata write

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import queue
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,8 +21,8 @@ from core import keras_backend as kb
 from core.errors import UserError
 from core.fileio import ensure_writable_dir
 from core.folder_lock import FolderLock
+from mainscripts.train_window import Console, console_line
 
-WINDOW_NAME = "Training preview"
 AUTOSAVE_MINUTES = 25
 PREVIEW_ROWS_MAX = 4
 
@@ -44,41 +43,6 @@ class TrainSettings:
     autosave_minutes: float = AUTOSAVE_MINUTES
     workers: int | None = None
     options: dict[str, Any] = field(default_factory=dict)  # from the option flags
-
-
-# --- console -------------------------------------------------------------------------------------
-
-def console_line(iteration: int, seconds: float, losses: list[float]) -> str:
-    """DFL's progress line: [time][#iteration][step time][loss per side]."""
-    took = f"{seconds * 1000:04.0f}ms" if seconds < 10 else f"{seconds:.3f}s"
-    return f"[{time.strftime('%H:%M:%S')}][#{iteration:06d}][{took}]" + "".join(f"[{v:.4f}]" for v in losses)
-
-
-class Console:
-    """Overwrites one line on a terminal; without a terminal prints at most one line a second."""
-
-    def __init__(self) -> None:
-        self.tty = sys.stdout.isatty()
-        self._last = 0.0
-        self._pending = ""
-
-    def progress(self, line: str, force: bool = False) -> None:
-        if self.tty:
-            print("\r" + line, end="", flush=True)
-            return
-        now = time.monotonic()
-        self._pending = line
-        if force or now - self._last >= 1.0:
-            print(line, flush=True)
-            self._last, self._pending = now, ""
-
-    def message(self, text: str) -> None:
-        if self.tty:
-            print("\r", end="")
-        elif self._pending:
-            print(self._pending, flush=True)
-            self._pending = ""
-        print(text, flush=True)
 
 
 # --- the training thread ------------------------------------------------------------------------
@@ -108,6 +72,8 @@ class TrainingSession:
     def make_previews(self) -> dict[str, np.ndarray]:
         from models.preview import preview_rows
         src, dst = self.preview_faces
+        if hasattr(self.model, "preview_images"):  # a model with its own layout (XSeg: face, target, mask)
+            return self.model.preview_images(src, dst)
         out = self.model.preview_outputs(src.target, dst.target)
         name = self.model.CLASS_NAME
         return {name: preview_rows(src.target, dst.target, out, src.mask, dst.mask, masked=False),
@@ -212,59 +178,6 @@ class TrainingSession:
             return self.commands.get(timeout=0.2) if block else self.commands.get_nowait()
         except queue.Empty:
             return None
-
-
-# --- the preview window (main thread) -------------------------------------------------------------
-
-class PreviewWindow:
-    """DFL's keys: Enter save+exit, s save, b backup, p refresh, space next preview, l graph range."""
-
-    def __init__(self, session: TrainingSession):
-        self.session = session
-        self.images: dict[str, np.ndarray] = {}
-        self.index = 0
-        self.range_idx = 0
-
-    def run(self) -> None:
-        import cv2
-
-        from models.preview import GRAPH_RANGES, compose_window
-        cv2.namedWindow(WINDOW_NAME, cv2.WINDOW_AUTOSIZE)
-        shown_iter = -1
-        dirty = True
-        try:
-            while not self.session.done.is_set():
-                try:
-                    self.images = self.session.previews.get_nowait()
-                    dirty = True
-                except queue.Empty:
-                    pass
-                if self.images and (dirty or self.session.model.iteration != shown_iter):
-                    names = list(self.images)
-                    name = names[self.index % len(names)]
-                    title = f'Preview: "{name}" [{self.index % len(names) + 1}/{len(names)}]'
-                    frame = compose_window(self.images[name], title, self.session.model.loss_history,
-                                           GRAPH_RANGES[self.range_idx])
-                    cv2.imshow(WINDOW_NAME, frame)
-                    shown_iter, dirty = self.session.model.iteration, False
-                key = cv2.waitKey(50) & 0xFF
-                if key in (13, 10):
-                    self.session.commands.put("exit")
-                    self.session.done.wait()
-                elif key == ord("s"):
-                    self.session.commands.put("save")
-                elif key == ord("b"):
-                    self.session.commands.put("backup")
-                elif key == ord("p"):
-                    self.session.commands.put("preview")
-                elif key == ord(" "):
-                    self.index += 1
-                    dirty = True
-                elif key == ord("l"):
-                    self.range_idx = (self.range_idx + 1) % len(GRAPH_RANGES)
-                    dirty = True
-        finally:
-            cv2.destroyAllWindows()
 
 
 # --- entry point ----------------------------------------------------------------------------------
@@ -437,6 +350,10 @@ def train(s: TrainSettings) -> None:
     src_faces, dst_faces = _load_sets(s, plan)  # the inputs check out before the model folder is created
     model = _open_model(s, plan)
     src_spec, dst_spec = model.sample_specs()
+    if src_spec.target == "xseg":  # labelled faces, or generic targets where a side has no labels
+        from models.xseg_samples import select_faces
+        src_faces, src_spec = select_faces(src_faces, src_spec, "src")
+        dst_faces, dst_spec = select_faces(dst_faces, dst_spec, "dst")
     preview = _preview_faces(model, src_faces, dst_faces, (src_spec, dst_spec))
     console = Console()
     print(model.summary_text(), end="")
@@ -463,6 +380,7 @@ def train(s: TrainSettings) -> None:
                 while not session.done.wait(0.5):
                     pass
             else:
+                from mainscripts.train_window import PreviewWindow
                 PreviewWindow(session).run()
         except KeyboardInterrupt:
             console.message("Stopping: saving the model...")

@@ -39,18 +39,7 @@ ORIGINAL_NAME_KEY = "original_name"  # written by sort
 
 def _faces(faceset: Faceset) -> list[tuple[Face, FaceMeta]]:
     """(face, meta) of every aligned face of the set; other images are reported and skipped."""
-    out = []
-    for face in faceset:
-        try:
-            meta = face.meta()
-        except UserError as e:
-            log.warning(f"{face.name}: {e.problem}; skipped")
-            continue
-        if meta is None:
-            log.warning(f"{face.name}: no face metadata; skipped")
-            continue
-        out.append((face, meta))
-    return out
+    return list(faceset.with_meta())
 
 
 def _folder_faces(folder: Path, option: str) -> list[tuple[Face, FaceMeta]]:
@@ -220,10 +209,10 @@ def pack_faceset(folder: Path, delete_originals: bool | None = None) -> Path:
 
 
 def unpack_faceset(folder: Path) -> int:
-    """Write the faces of `faceset.pak` back as files (identical bytes), then delete the pack.
-    Nothing is written when a different file already has a packed face's name. A pack holding
-    anything but face files (a hidden file, a folder part, another extension) is refused whole by
-    read_packed, before anything is written."""
+    """Write the faces of `faceset.pak` (ours, or DeepFaceLab's: `faceset.pack_dfl`) back as files
+    (identical bytes), then delete the pack. Nothing is written when a different file already has a
+    packed face's name. A pack holding anything but face files (a hidden file, a folder part, another
+    extension) is refused whole by read_packed, before anything is written."""
     pak = pack_path(folder)
     if not pak.is_file():
         raise UserError(f"no {PACK_NAME} in this folder", folder)
@@ -262,14 +251,22 @@ def export_mask(meta: FaceMeta, height: int, width: int) -> np.ndarray | None:
 
 
 def export_faceset_mask(folder: Path) -> Path:
-    """Write `<stem>_mask.jpg` for every face into `<dir>_mask`; faces without a mask are listed and
-    make the command fail after the others are written."""
+    """Write `<stem>_mask.jpg` for every face into `<dir>_mask`; faces without a mask, or whose labels
+    cannot make one (see facelib.seg_polys), are listed and make the command fail after the others
+    are written."""
+    from facelib.seg_polys import label_problems
     out_dir = folder.parent / f"{folder.name}_mask"
     out_dir.mkdir(exist_ok=True)
     missing = []
+    bad = []
     n = 0
     for face, meta in _faces(Faceset.open(folder)):  # reads a pack too
         image, meta = face.load()
+        problems = [] if meta.xseg_mask is not None else label_problems(meta.seg_ie_polys, max(image.shape[:2]))
+        if problems:
+            log.warning(f"{face.where}: {'; '.join(problems)}; no mask written")
+            bad.append(face)
+            continue
         mask = export_mask(meta, image.shape[0], image.shape[1])
         if mask is None:
             log.warning(f"{face.name}: no XSeg mask and no mask polygons")
@@ -278,6 +275,9 @@ def export_faceset_mask(folder: Path) -> Path:
         write_image(out_dir / f"{Path(face.name).stem}_mask.jpg", mask, 100)
         n += 1
     log.info(f"Wrote {n} masks to {out_dir}")
+    if bad:
+        raise UserError(f"{len(bad)} faces have labels that cannot make a mask (first: {bad[0].name}); "
+                        "fix them with xseg editor", folder)
     if missing:
         raise UserError(f"{len(missing)} faces have no mask (first: {missing[0].name})", folder)
     return out_dir

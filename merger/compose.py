@@ -25,7 +25,6 @@ import cv2
 import numpy as np
 
 from core.color_transfer import color_transfer
-from facelib.align import invert_affine
 from facelib.crop import CropSpec
 from facelib.face_type import FaceType
 from merger import image_ops, mask_ops
@@ -77,7 +76,7 @@ class CropMask:
 def face_mask(fp: FacePrediction, cfg: MergeConfig, crops: FaceCrops) -> CropMask:
     """The mask of `cfg.mask_mode`, eroded/dilated and blurred at subres unless the mode is raw."""
     R = crops.resolution
-    hull = mask_ops.dst_hull(np.asarray(fp.landmarks, np.float64), crops.face_mat, R) if cfg.mask_mode == "dst" else None
+    hull = mask_ops.dst_hull(np.asarray(fp.landmarks, np.float64), crops.face) if cfg.mask_mode == "dst" else None
     raw = mask_ops.select_mask(cfg.mask_mode, np.asarray(fp.src_mask, np.float32).reshape(R, R),
                                np.asarray(fp.dst_mask, np.float32).reshape(R, R), hull)
     sub = mask_ops.to_subres(raw, R)
@@ -100,7 +99,7 @@ def _prediction(fp: FacePrediction) -> np.ndarray:
 
 def mask_in_region(mask: CropMask, crops: FaceCrops, region: FaceRegion) -> np.ndarray:
     """The subres mask warped into the region, (h, w, 1) float32 0..1 with noise zeroed."""
-    m = cv2.warpAffine(mask.at_subres, region.to_region(invert_affine(crops.mask_mat)), region.size,
+    m = cv2.warpAffine(mask.at_subres, region.to_region(crops.mask), region.size,
                        flags=cv2.INTER_CUBIC)
     m = np.clip(m, 0.0, 1.0)
     m[m < mask_ops.NOISE] = 0.0
@@ -138,7 +137,7 @@ def blend_face(fp: FacePrediction, mask: CropMask, crops: FaceCrops, region: Fac
 def _paste_square(prd: np.ndarray, crops: FaceCrops, region: FaceRegion) -> np.ndarray:
     """raw-rgb: the whole predicted square over the frame, ignoring the mask."""
     R = crops.resolution
-    out_to_roi = region.to_region(invert_affine(crops.out_mat))
+    out_to_roi = region.to_region(crops.out)
     pasted = cv2.warpAffine(prd, out_to_roi, region.size, flags=cv2.INTER_CUBIC)
     alpha = cv2.warpAffine(np.ones((R, R), np.float32), out_to_roi, region.size, flags=cv2.INTER_CUBIC)
     alpha = np.clip(alpha, 0.0, 1.0)[..., None]
@@ -171,8 +170,7 @@ def _swap(fp: FacePrediction, mask: CropMask, crops: FaceCrops, region: FaceRegi
           background: np.ndarray | None, cfg: MergeConfig, motion: Motion) -> FaceLayer:
     """overlay / hist-match / seamless / seamless-hist-match: colour-match the prediction, paste it
     through the mask, then apply the post-effects."""
-    R = crops.resolution
-    dst_crop = cv2.warpAffine(region.whole_frame_u8, crops.face_mat, (R, R), flags=cv2.INTER_CUBIC)
+    dst_crop = crops.face.warp(region.whole_frame_u8, cv2.INTER_CUBIC)
     dst = _DstReference(image_ops.to_float(dst_crop), (mask.at_resolution > 0).astype(np.float32))
     prd = _colour_before_paste(_prediction(fp), dst, cfg)
     pasted = _paste(prd, crops, region, mask_roi, _is_seamless(cfg))
@@ -200,7 +198,7 @@ def _colour_before_paste(prd: np.ndarray, dst: _DstReference, cfg: MergeConfig) 
 def _paste(prd: np.ndarray, crops: FaceCrops, region: FaceRegion, mask_roi: np.ndarray, seamless: bool) -> np.ndarray:
     """The prediction warped over the region's frame (the frame kept outside the square), Poisson-
     cloned into it when `seamless`."""
-    pasted = cv2.warpAffine(prd, region.to_region(invert_affine(crops.out_mat)), region.size, dst=region.frame.copy(),
+    pasted = cv2.warpAffine(prd, region.to_region(crops.out), region.size, dst=region.frame.copy(),
                             flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_TRANSPARENT)
     pasted = np.clip(pasted, 0.0, 1.0)
     if seamless:
@@ -228,7 +226,7 @@ def _post_effects(image: np.ndarray, crops: FaceCrops, region: FaceRegion, mask_
     """Effects on the composited face, re-cropped at the model resolution, then pasted back through
     the mask onto the (denoised / degraded) background."""
     R = crops.resolution
-    face = cv2.warpAffine(image, region.from_region(crops.face_mat), (R, R), flags=cv2.INTER_CUBIC)
+    face = cv2.warpAffine(image, region.from_region(crops.face), (R, R), flags=cv2.INTER_CUBIC)
     if _is_seamless(cfg) and cfg.color_transfer != "none":
         face = _colour_transfer(cfg, face, dst)
     if cfg.mode == "seamless-hist-match":
@@ -239,7 +237,7 @@ def _post_effects(image: np.ndarray, crops: FaceCrops, region: FaceRegion, mask_
     if cfg.sharpen_amount != 0:
         face = image_ops.blur_sharpen(face, cfg.sharpen_mode, cfg.sharpen_amount)
     bg = region.frame if background is None else region.of(background)
-    pasted = cv2.warpAffine(np.clip(face, 0.0, 1.0), region.to_region(invert_affine(crops.face_mat)), region.size,
+    pasted = cv2.warpAffine(np.clip(face, 0.0, 1.0), region.to_region(crops.face), region.size,
                             dst=bg.copy(), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_TRANSPARENT)
     return bg * (1.0 - mask_roi) + pasted * mask_roi
 

@@ -32,7 +32,8 @@ def _knob(key: str, default: int, lo: int, hi: int, question: str, help_text: st
 # Every merger setting, declared once, in DFL's question order: type, default, range or choices, help and
 # prompt. MergeConfig's fields, its JSON file, its clamping and the console questions all come from here.
 MERGE_OPTIONS: tuple[Option, ...] = (
-    Option("mode", "overlay", "How the predicted face is put into the frame.", "Mode", choices=MODES),
+    Option("mode", "overlay", "How the predicted face is put into the frame.", "Mode", choices=MODES,
+           default_text="the mode the model suggests; overlay for Quick96 and SAEHD"),  # see default_config
     _knob("hist_match_threshold", 238, 0, 255, "Hist match threshold",
           "Histogram matching threshold of the hist-match modes.", ask_if=lambda o: o.get("mode") in HIST_MATCH_MODES),
     Option("masked_hist_match", True, "Match histograms inside the face mask only (hist-match mode).",

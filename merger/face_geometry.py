@@ -1,4 +1,4 @@
-"""Where one face sits in a dst frame: its crops (frame -> crop matrices) and the frame region it touches.
+"""Where one face sits in a dst frame: its crops (`facelib.crop.Crop`s) and the frame region it touches.
 
 The merger works on each face inside that region, so compositing costs do not grow with frame size.
 """
@@ -9,8 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facelib.align import transform_points
-from facelib.crop import CropSpec
+from facelib.crop import Crop, CropSpec
 from facelib.face_type import FaceType
 from merger import image_ops, mask_ops
 from merger.config import MergeConfig
@@ -18,12 +17,16 @@ from merger.config import MergeConfig
 
 @dataclass(frozen=True)
 class FaceCrops:
-    """Frame -> crop matrices of one face."""
+    """The three crops of one face, each computed once from its landmarks."""
 
-    resolution: int
-    face_mat: np.ndarray  # the model's input crop (R x R): dst crop, colour reference, post-effects
-    out_mat: np.ndarray  # where the prediction is pasted (R x R), scaled by output_face_scale
-    mask_mat: np.ndarray  # the mask's crop at subres (R * SUBRES), scaled like out_mat
+    face: Crop  # the model's input crop (R x R): dst crop, colour reference, post-effects
+    out: Crop  # where the prediction is pasted (R x R), scaled by output_face_scale
+    mask: Crop  # the mask's crop at subres (R * SUBRES), scaled like `out`
+
+    @property
+    def resolution(self) -> int:
+        """R, the model's resolution."""
+        return self.face.size
 
 
 def crop_specs(cfg: MergeConfig, resolution: int, face_type: FaceType) -> tuple[CropSpec, CropSpec, CropSpec]:
@@ -36,7 +39,7 @@ def crop_specs(cfg: MergeConfig, resolution: int, face_type: FaceType) -> tuple[
 def face_crops(landmarks: np.ndarray, cfg: MergeConfig, resolution: int, face_type: FaceType) -> FaceCrops:
     lm = np.asarray(landmarks, np.float64)
     face, out, mask = crop_specs(cfg, resolution, face_type)
-    return FaceCrops(resolution, face.matrix(lm), out.matrix(lm), mask.matrix(lm))
+    return FaceCrops(face.of(lm), out.of(lm), mask.of(lm))
 
 
 @dataclass(frozen=True)
@@ -58,16 +61,16 @@ class FaceRegion:
         x0, y0, x1, y1 = self.box
         return x1 - x0, y1 - y0
 
-    def to_region(self, mat_crop_to_frame: np.ndarray) -> np.ndarray:
-        """A crop->frame matrix shifted to land in this region."""
-        m = np.array(mat_crop_to_frame, np.float64)
+    def to_region(self, crop: Crop) -> np.ndarray:
+        """The crop -> region matrix: the crop's inverse shifted to land in this region."""
+        m = crop.inverse
         m[0, 2] -= self.box[0]
         m[1, 2] -= self.box[1]
         return m
 
-    def from_region(self, mat_frame_to_crop: np.ndarray) -> np.ndarray:
-        """A frame->crop matrix that reads from this region."""
-        m = np.array(mat_frame_to_crop, np.float64)
+    def from_region(self, crop: Crop) -> np.ndarray:
+        """The region -> crop matrix: the crop's matrix reading from this region."""
+        m = np.array(crop.mat, np.float64)
         m[:, 2] += m[:, :2] @ np.array(self.box[:2], np.float64)
         return m
 
@@ -81,9 +84,7 @@ def face_region(frame_u8: np.ndarray, crops: FaceCrops, margin: int = 2) -> Face
     """The frame box covering the input and output crop squares, clipped to the frame; None when
     less than 2 pixels of it are on the frame."""
     h, w = frame_u8.shape[:2]
-    R = crops.resolution
-    square = np.array([(0, 0), (R, 0), (R, R), (0, R)], np.float64)
-    pts = np.concatenate([transform_points(square, mat, invert=True) for mat in (crops.face_mat, crops.out_mat)])
+    pts = np.concatenate([crops.face.frame_corners(), crops.out.frame_corners()])
     x0 = max(0, int(math.floor(pts[:, 0].min())) - margin)
     y0 = max(0, int(math.floor(pts[:, 1].min())) - margin)
     x1 = min(w, int(math.ceil(pts[:, 0].max())) + margin)

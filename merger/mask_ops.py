@@ -8,16 +8,16 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from facelib.align import transform_points
+from facelib.crop import Crop
 from facelib.masks import hull_mask
 
 SUBRES = 4  # mask post-processing at this multiple of the model resolution
 NOISE = 1.0 / 255.0  # mask values below this are zeroed (learned masks are never exactly 0)
 
 
-def dst_hull(landmarks: np.ndarray, face_mat: np.ndarray, size: int) -> np.ndarray:
-    """The landmark hull of the dst face in the crop of `face_mat` (size x size)."""
-    return hull_mask((size, size), transform_points(landmarks, face_mat))
+def dst_hull(landmarks: np.ndarray, crop: Crop) -> np.ndarray:
+    """The landmark hull of the dst face in `crop`'s pixels (size x size)."""
+    return hull_mask((crop.size, crop.size), crop.to_face(landmarks))
 
 
 def select_mask(mask_mode: str, src_mask: np.ndarray, dst_mask: np.ndarray, hull: np.ndarray | None) -> np.ndarray:

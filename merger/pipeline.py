@@ -19,6 +19,7 @@ from core.errors import UserError
 from core.fileio import disk_error, ensure_writable_dir
 from core.image_io import read_image, write_image
 from core.workers import run_pool
+from facelib.crop import CropSpec
 from facelib.face_type import FaceType
 from merger.compose import FacePrediction, Motion, compose_frame, crop_for_model
 from merger.config import MergeConfig
@@ -34,8 +35,7 @@ class MergeJob:
     out_path: Path
     mask_path: Path
     cfg: MergeConfig
-    resolution: int
-    face_type: int
+    crop: CropSpec  # the model's crop: its resolution and face type
     motion: Motion = field(default_factory=Motion)
     frame: np.ndarray | None = None  # decoded already when the frame has faces
     faces: list[FacePrediction] = field(default_factory=list)
@@ -59,7 +59,7 @@ def merge_job(job: MergeJob) -> float | WriteFailure:
     """Composite one frame and write both PNGs atomically; returns this process's peak memory (MB),
     or a WriteFailure naming the file that could not be written."""
     frame = job.frame if job.frame is not None else read_image(job.frame_path)
-    image, mask = compose_frame(frame, job.faces, job.cfg, job.resolution, FaceType(job.face_type), job.motion)
+    image, mask = compose_frame(frame, job.faces, job.cfg, job.crop.size, job.crop.face_type, job.motion)
     for path, data in ((job.out_path, image), (job.mask_path, mask)):
         try:
             write_image(path, data)
@@ -96,16 +96,22 @@ def merge_worker() -> Callable[[MergeJob], float]:
     return merge_job
 
 
+def model_crop(predictor) -> CropSpec:
+    """The crop the model was trained on: the faces it is given are cut this way."""
+    return CropSpec(int(predictor.resolution), FaceType(predictor.face_type))
+
+
 def predict_faces(predictor, frame: np.ndarray | list[np.ndarray], landmarks: list[list[np.ndarray]] | list[np.ndarray],
                   ) -> list[list[FacePrediction]]:
     """Run the model once over every face of one or several frames; predictions grouped per frame."""
     frames = frame if isinstance(frame, list) else [frame]
     lms = landmarks if isinstance(frame, list) else [landmarks]
-    R, ft = int(predictor.resolution), FaceType(predictor.face_type)
+    spec = model_crop(predictor)
+    R = spec.size
     crops, owners = [], []
     for k, (img, face_lms) in enumerate(zip(frames, lms)):
         for lm in face_lms:
-            crops.append(crop_for_model(img, lm, R, ft))
+            crops.append(crop_for_model(img, lm, R, spec.face_type))
             owners.append((k, lm))
     out: list[list[FacePrediction]] = [[] for _ in frames]
     if not crops:
@@ -127,7 +133,7 @@ def predict_batches(infos: list[FrameInfo], cfg_of: Callable[[int], MergeConfig]
     """The merge jobs, `batch` frames at a time: read the frames that have faces, run the model once
     over all their faces (`predict_faces`), and yield the batch's jobs in frame order."""
     output_dir, mask_dir = Path(output_dir), Path(mask_dir)
-    R, ft = int(predictor.resolution), int(predictor.face_type)
+    spec = model_crop(predictor)
     # Decoding releases the GIL: a couple of threads keep a large-frame decode from stalling the pool.
     with ThreadPoolExecutor(2, thread_name_prefix="frame-reader") as readers:
         for start in range(0, len(infos), max(1, batch)):
@@ -140,7 +146,7 @@ def predict_batches(infos: list[FrameInfo], cfg_of: Callable[[int], MergeConfig]
             for n, k in enumerate(idx):
                 info = infos[k]
                 out, mask = output_paths(info.path, output_dir, mask_dir)
-                jobs.append(MergeJob(k, info.path, out, mask, cfg_of(k), R, ft, info.motion, frames[n],
+                jobs.append(MergeJob(k, info.path, out, mask, cfg_of(k), spec, info.motion, frames[n],
                                      faces_of.get(n, [])))
             yield jobs
 

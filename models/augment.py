@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import cv2
 import numpy as np
@@ -45,6 +45,8 @@ class SampleSpec:
     scale_range: tuple[float, float] = (-0.05, 0.05)  # SAEHD and AMP use (-0.15, 0.15)
     uniform_yaw: bool = False
     eyes_mouth: bool = True  # produce em_mask (zeros when off)
+    target: str = "face"  # "face": face-swap samples; "xseg": (augmented face, segmentation target) pairs
+    generic: bool = False  # xseg: unlabelled faces train on program-made targets (models.xseg_samples)
 
     def __post_init__(self) -> None:
         if int(self.resolution) < 16:
@@ -54,6 +56,8 @@ class SampleSpec:
             raise ValueError(f"unknown ct_mode {self.ct_mode!r} (choose from {', '.join(CT_MODES)} or None)")
         if not 0.0 <= float(self.random_hsv_power) <= 1.0:
             raise ValueError(f"random_hsv_power must be in 0..1, got {self.random_hsv_power}")
+        if self.target not in ("face", "xseg"):
+            raise ValueError(f"target must be 'face' or 'xseg', got {self.target!r}")
 
     @property
     def target_face_type(self) -> FaceType:
@@ -66,7 +70,7 @@ class Batch:
 
     warped: np.ndarray  # (N, R, R, 3): the network input (random warp + affine + flip + HSV)
     target: np.ndarray  # (N, R, R, 3): the same affine and flip, no warp
-    mask: np.ndarray  # (N, R, R, 1): the face mask in target geometry
+    mask: np.ndarray  # (N, R, R, 1): the face mask in target geometry (xseg: the segmentation target)
     em_mask: np.ndarray  # (N, R, R, 1): eyes and mouth inside the face mask, each sample's max is 1
 
     def __len__(self) -> int:
@@ -84,16 +88,19 @@ def _empty_batch(n: int, res: int) -> Batch:
 @dataclass
 class _Face:
     image: np.ndarray  # (R, R, 3) uint8 BGR
-    masks: np.ndarray | None  # (R, R, 2) uint8: face mask, eyes+mouth mask (0..255)
+    masks: np.ndarray | None  # (R, R, 2) uint8: face mask, eyes+mouth mask (xseg: label, hull), 0..255
+    labelled: bool = False  # xseg: the face carries hand-drawn labels
 
     @property
     def nbytes(self) -> int:
         return self.image.nbytes + (0 if self.masks is None else self.masks.nbytes)
 
 
-def _load_face(rec: FaceRecord, target: FaceType, res: int, masks: bool, eyes_mouth: bool) -> _Face:
+def _load_face(rec: FaceRecord, target: FaceType, res: int, masks: bool, eyes_mouth: bool,
+               mask_fn: Callable[[Any, tuple[int, int]], tuple[np.ndarray, bool]] | None = None) -> _Face:
     """Decode a face and bring it to `res` px of the `target` face type: resized when its type is the
-    target's, re-cropped from its landmarks otherwise (DFL's rule)."""
+    target's, re-cropped from its landmarks otherwise (DFL's rule). `mask_fn(meta, (h, w))` replaces the
+    face and eyes+mouth masks with two other channels (and whether the face is labelled)."""
     data = rec.read_bytes()
     meta = meta_from_jpeg_bytes(data, rec.where)
     if meta is None:
@@ -102,8 +109,11 @@ def _load_face(rec: FaceRecord, target: FaceType, res: int, masks: bool, eyes_mo
     if image is None:
         raise UserError("corrupt JPEG (OpenCV cannot decode the image)", rec.where)
     h, w = image.shape[:2]
-    stack = None
-    if masks:
+    stack, labelled = None, False
+    if mask_fn is not None:
+        channels, labelled = mask_fn(meta, (h, w))
+        stack = np.rint(channels * 255.0).astype(np.uint8)
+    elif masks:
         full = face_mask((h, w), meta)
         if eyes_mouth:
             em = eyes_mouth_mask((h, w), meta.landmarks) * (full > MASK_CUTOFF)
@@ -128,7 +138,7 @@ def _load_face(rec: FaceRecord, target: FaceType, res: int, masks: bool, eyes_mo
             mat[:, :2] /= np.array([small.shape[1] / w, small.shape[0] / h])
             image = small
         image = cv2.warpAffine(image, mat, (res, res), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
-    return _Face(np.ascontiguousarray(image), stack)
+    return _Face(np.ascontiguousarray(image), stack, labelled)
 
 
 def _to_float(img_u8: np.ndarray) -> np.ndarray:
@@ -192,6 +202,10 @@ class _Producer:
         self.ct_cache: dict[int, _Face] = {}
         self.cache_left = int(cache_bytes)
         self._color_transfer = None
+        self._mask_fn = None
+        if spec.target == "xseg":  # segmentation pairs: models.xseg_samples draws and augments them
+            from models.xseg_samples import xseg_masks
+            self._mask_fn = xseg_masks
         if self.ct_source:
             from core.color_transfer import color_transfer  # imported only when a model uses ct_mode
             self._color_transfer = color_transfer
@@ -199,7 +213,7 @@ class _Producer:
     def _cached(self, cache: dict[int, _Face], rec: FaceRecord, i: int, masks: bool) -> _Face:
         face = cache.get(i)
         if face is None:
-            face = _load_face(rec, self.target, self.spec.resolution, masks, self.spec.eyes_mouth)
+            face = _load_face(rec, self.target, self.spec.resolution, masks, self.spec.eyes_mouth, self._mask_fn)
             if face.nbytes <= self.cache_left:  # uniform random access: any full cache is as good as LRU
                 cache[i] = face
                 self.cache_left -= face.nbytes
@@ -220,6 +234,11 @@ class _Producer:
         face = self._cached(self.cache, self.records[i], i, masks=True)
         # One seed per sample: input and target share the affine and flip; only the input is warped.
         rng = np.random.default_rng(int(self.rng.integers(1 << 63)))
+        if self._mask_fn is not None:
+            from models.xseg_samples import xseg_sample_into
+            j = int(rng.integers(len(self.records)))  # another face: backgrounds and occluders come from it
+            xseg_sample_into(out, k, face, self._cached(self.cache, self.records[j], j, masks=True), spec, rng)
+            return
         img = _to_float(face.image)
         if self._color_transfer is not None:
             j = int(rng.integers(len(self.ct_source)))
@@ -258,10 +277,17 @@ def preview_batch(records: Sequence[FaceRecord], spec: SampleSpec, n: int, seed:
     rng = np.random.default_rng(seed)
     picks = rng.choice(len(records), size=int(n), replace=len(records) < n)
     out = _empty_batch(int(n), spec.resolution)
+    mask_fn = None
+    if spec.target == "xseg":
+        from models.xseg_samples import xseg_masks
+        mask_fn = xseg_masks
     for k, i in enumerate(picks):
-        face = _load_face(records[int(i)], spec.target_face_type, spec.resolution, True, spec.eyes_mouth)
+        face = _load_face(records[int(i)], spec.target_face_type, spec.resolution, True, spec.eyes_mouth, mask_fn)
         out.target[k] = _to_float(face.image)
         masks = _to_float(face.masks)
+        if mask_fn is not None:  # xseg: the hand label when there is one, else the landmark hull
+            out.mask[k, ..., 0] = masks[..., 0] if face.labelled else masks[..., 1]
+            continue
         out.mask[k, ..., 0] = masks[..., 0]
         _put_em(out.em_mask[k, ..., 0], masks[..., 1])
     out.warped[...] = out.target

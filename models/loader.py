@@ -10,7 +10,7 @@ from models.base import ModelBase
 from models.model_files import ModelFiles, find_models, other_class_of, saved_models
 from models.options import parse_saved
 
-MODEL_NAMES = ("Quick96", "SAEHD")
+MODEL_NAMES = ("Quick96", "SAEHD", "XSeg")
 DEFAULT_NEW_NAME = "new"
 
 
@@ -21,6 +21,9 @@ def model_class(name: str) -> type[ModelBase]:
     if name == "SAEHD":
         from models.saehd import SAEHD
         return SAEHD
+    if name == "XSeg":
+        from models.xseg import XSeg
+        return XSeg
     raise UserError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
 
 

@@ -5,8 +5,14 @@ with its colours shifted (redder), so a merged frame differs from the dst inside
 colour transfer has undone the tint, and both
 learned masks are the landmark hull of a real face in the crop. Aligned crops put every face in the
 same place, so one template hull fits all frames of a test clip.
+
+Also the data_dst and the model folder the merge tests share: `make_dst`, `standin_for`,
+`fake_models` and `merge_args` (the command line of a merge).
 """
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import numpy as np
 
@@ -45,3 +51,32 @@ def standin_from_aligned(aligned_file, **kwargs) -> StandInPredictor:
     meta = read_face_meta(aligned_file)
     assert meta is not None and meta.source_landmarks is not None
     return StandInPredictor(np.asarray(meta.source_landmarks, np.float64), **kwargs)
+
+
+def make_dst(root: Path, count: int, photo: str = "obama.jpg") -> Path:
+    """A data_dst folder: `count` real frames of `photo` drifting (00001.png ...) and their aligned faces."""
+    from tests.facesets import extract_faces, make_frames  # the extractor: not needed by the benchmark
+    extract_faces(make_frames(photo, root, count=count), root / "aligned", size=128)
+    return root
+
+
+def standin_for(dst: Path, resolution: int = 64, **kwargs) -> StandInPredictor:
+    """The stand-in whose mask template is the first aligned face of `dst`."""
+    return standin_from_aligned(sorted((dst / "aligned").glob("*.jpg"))[0], resolution=resolution, **kwargs)
+
+
+def fake_models(folder: Path, *names: str) -> Path:
+    """State files named as train names them (only their names matter where load_predictor is replaced);
+    the last name is the most recently saved."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for k, name in enumerate(names):
+        p = folder / f"{name}_SAEHD_state.npz"
+        p.write_bytes(b"stand-in")
+        os.utime(p, (1_000_000 + k, 1_000_000 + k))
+    return folder
+
+
+def merge_args(dst: Path, out: Path, mask: Path, model_dir: Path, *extra: str) -> list[str]:
+    """`main.py merge` of dst's frames with SAEHD models of `model_dir` into `out` and `mask`."""
+    return ["merge", "--input-dir", str(dst), "--output-dir", str(out), "--output-mask-dir", str(mask),
+            "--aligned-dir", str(dst / "aligned"), "--model-dir", str(model_dir), "--model", "SAEHD", *extra]

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from core.errors import UserError
-from facelib.align import MEAN_FACE_UNIT, align, crop_face, landmarks_to_rect, transform_points
+from facelib.align import MEAN_FACE_UNIT, align, compose_affine, invert_affine, transform_points
+from facelib.crop import CropSpec, landmarks_to_rect
 from facelib.face_type import FaceType
 
 DATA = Path(__file__).parent / "data"
@@ -168,7 +169,13 @@ def test_transform_points_and_rect():
     np.testing.assert_allclose([l, t, r, b], [cx - half, cy - half, cx + half, cy + half], atol=1e-7)
 
 
-# ---- padding order and rotation on real landmarks ---------------------------------------------
+def test_compose_affine_applies_inner_then_outer():
+    lm = _place(_unit_face(), 120.0, 30.0, (300.0, 200.0))
+    outer, inner = align(lm, 256, FaceType.FULL), align(lm, 128, FaceType.HEAD, 1.3)
+    pts = np.random.default_rng(1).uniform(-100, 500, (20, 2))
+    both = compose_affine(outer, inner)
+    np.testing.assert_allclose(transform_points(pts, both), transform_points(transform_points(pts, inner), outer), atol=1e-9)
+    np.testing.assert_allclose(compose_affine(inner, invert_affine(inner)), [[1, 0, 0], [0, 1, 0]], atol=1e-12)
 
 
 def _frame_area(mat: np.ndarray, size: int) -> float:
@@ -227,14 +234,14 @@ def test_crop_of_rotated_photo_matches():
     name, lm = max(_dlib_faces(), key=lambda f: np.ptp(f[1][:, 0]))  # the biggest face
     image = cv2.imread(str(DATA / "dlib_faces" / name))
     assert image is not None
-    face, mat = crop_face(image, lm, 128, FaceType.FULL)
+    face = CropSpec(128, FaceType.FULL).of(lm).warp(image)
     assert face.shape == (128, 128, 3) and face.dtype == np.uint8
     # rotate the whole photo by 30 degrees about the face; the aligned crop should barely change
     centre = tuple(float(v) for v in lm.mean(0))
     rot = cv2.getRotationMatrix2D(centre, 30.0, 1.0)
     h, w = image.shape[:2]
     rotated = cv2.warpAffine(image, rot, (w, h), flags=cv2.INTER_LANCZOS4)
-    face_r, _ = crop_face(rotated, transform_points(lm, rot), 128, FaceType.FULL)
+    face_r = CropSpec(128, FaceType.FULL).of(transform_points(lm, rot)).warp(rotated)
     diff = np.abs(face.astype(float) - face_r.astype(float))[16:-16, 16:-16].mean()
     assert diff < 12, diff
     assert face[32:96, 32:96].std() > 10  # a real face in the middle, not a black border

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from core import color_transfer as ct
-from facelib.align import crop_face, transform_points
+from facelib.align import transform_points
+from facelib.crop import CropSpec
 from facelib.detectors import detect
 from facelib.face_type import FaceType
 from facelib.landmarks import landmarks
@@ -23,7 +24,8 @@ def _face(photo: str) -> tuple[np.ndarray, np.ndarray]:
     image = cv2.imread(str(FACES / photo))
     face = max(detect(image), key=lambda f: f.area)
     lm = landmarks(image, face)
-    crop, mat = crop_face(image, lm, SIZE, FaceType.WHOLE_FACE)
+    c = CropSpec(SIZE, FaceType.WHOLE_FACE).of(lm)
+    crop, mat = c.warp(image), c.mat
     hull = cv2.convexHull(np.round(transform_points(lm, mat)).astype(np.int32))
     mask = np.zeros((SIZE, SIZE), np.float32)
     cv2.fillConvexPoly(mask, hull, 1.0)

@@ -96,3 +96,40 @@ def test_extractor_computes_one_crop_per_face_and_writes_it(tmp_path, monkeypatc
         _, meta = load_aligned_face(path)
         np.testing.assert_array_equal(meta.image_to_face_mat, mat)
         np.testing.assert_allclose(meta.landmarks, CropSpec(128, FaceType.from_string(face_type)).to_face(meta.source_landmarks))
+
+
+def test_merge_face_crops_are_the_crop_specs_placed_on_the_face(photo):
+    """The merger's three crops of a real face: the model's crop, and the output and subres mask
+    crops zoomed by output_face_scale; the face's frame region covers both R x R squares."""
+    from merger.config import MergeConfig
+    from merger.face_geometry import face_crops, face_region
+    image, lm = photo
+    crops = face_crops(lm, MergeConfig(output_face_scale=-20), 64, FaceType.WHOLE_FACE)
+    assert crops.resolution == 64
+    for crop, (size, scale) in zip((crops.face, crops.out, crops.mask), [(64, 1.0), (64, 0.8), (256, 0.8)]):
+        assert crop.size == size and crop.face_type == FaceType.WHOLE_FACE
+        np.testing.assert_allclose(crop.mat, CropSpec(size, FaceType.WHOLE_FACE, scale).of(lm).mat, atol=1e-9)
+    region = face_region(image, crops)
+    x0, y0, x1, y1 = region.box
+    h, w = image.shape[:2]
+    for crop in (crops.face, crops.out):
+        corners = crop.to_frame(np.array([(0, 0), (64, 0), (64, 64), (0, 64)], np.float64))
+        assert np.all(np.clip(corners[:, 0], 0, w) >= x0) and np.all(np.clip(corners[:, 0], 0, w) <= x1)
+        assert np.all(np.clip(corners[:, 1], 0, h) >= y0) and np.all(np.clip(corners[:, 1], 0, h) <= y1)
+
+
+def test_only_facelib_crop_calls_align():
+    """One crop geometry, asked for in one way: outside facelib/crop.py the toolkit takes crops from a
+    CropSpec, never from align() with loose (size, face type) values."""
+    import ast
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    callers = []
+    for package in ("core", "facelib", "faceset", "merger", "mainscripts", "models"):
+        for path in sorted((root / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Call):
+                    name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+                    if name == "align":
+                        callers.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert callers and all(c.startswith("facelib/crop.py:") for c in callers), callers

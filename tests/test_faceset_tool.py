@@ -10,8 +10,11 @@ import pytest
 
 from core.image_io import read_image
 from facelib.align import align, invert_affine, transform_points
+from facelib.crop import CropSpec
 from facelib.face_type import FaceType
 from faceset.face_file import load_aligned_face, read_face_meta, update_face_meta
+from faceset.faceset import Faceset
+from mainscripts.faceset_tool import resize_face
 from tests.conftest import run_cli
 from tests.facesets import copy_faceset, make_faceset
 
@@ -122,3 +125,20 @@ def test_bad_input_is_one_error_line(faceset, tmp_path):
     result = run_cli("facesettool", "resize", "--input-dir", str(folder), "--image-size", "64", "--face-type", "sideways")
     assert result.returncode == 1 and "unknown face type" in result.error_lines[0]
     assert "FaceEnhancer" in run_cli("facesettool", "--help").stdout
+
+
+def test_recrop_matrix_is_a_fresh_crop_spec_at_the_new_size(faceset):
+    """Re-cropping from the face's pixels gives the crop extraction would make from the frame; a plain
+    resize keeps that crop, shifted only by cv2.resize's pixel-centre convention."""
+    for face in Faceset.open(faceset):
+        image, meta = face.load()
+        _, recropped = resize_face(image, meta, 96, FaceType.FULL)
+        fresh = CropSpec(96, FaceType.FULL).of(meta.source_landmarks)
+        np.testing.assert_allclose(recropped.image_to_face_mat, fresh.mat, atol=1e-4)
+        np.testing.assert_allclose(recropped.landmarks, fresh.to_face(meta.source_landmarks), atol=1e-3)
+        _, resized = resize_face(image, meta, 64)
+        s = 64 / 128
+        same = CropSpec(64, FaceType.WHOLE_FACE).matrix(meta.source_landmarks)
+        np.testing.assert_allclose(resized.image_to_face_mat, same + [[0, 0, (s - 1) / 2], [0, 0, (s - 1) / 2]], atol=1e-4)
+        np.testing.assert_allclose(transform_points(meta.source_landmarks, resized.image_to_face_mat), resized.landmarks,
+                                   atol=1e-3)

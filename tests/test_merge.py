@@ -15,16 +15,14 @@ from core.image_io import read_image, write_image
 from mainscripts import merger_cli
 from tests.conftest import run_cli
 from tests.facesets import extract_faces, make_frames
-from tests.merge_standin import standin_from_aligned
+from tests.merge_standin import make_dst, standin_for
 
 
 @pytest.fixture(scope="module")
 def dst(tmp_path_factory):
     """data_dst: 5 real frames with a face, plus 00006.png that has no aligned face."""
-    root = tmp_path_factory.mktemp("data_dst")
-    frames = make_frames("obama.jpg", root, count=5)
-    extract_faces(frames, root / "aligned", size=128)
-    shutil.copy(frames[0], root / "00006.png")
+    root = make_dst(tmp_path_factory.mktemp("data_dst"), count=5)
+    shutil.copy(root / "00001.png", root / "00006.png")
     return root
 
 
@@ -34,10 +32,6 @@ def no_terminal(monkeypatch):
     monkeypatch.setattr(interact, "is_interactive", lambda: False)
 
 
-def _standin(dst: Path):
-    return standin_from_aligned(sorted((dst / "aligned").glob("*.jpg"))[0], resolution=64)
-
-
 def _args(dst: Path, out: Path, model_dir: Path | None = None, aligned: Path | None = None) -> list[str]:
     return ["merge", "--input-dir", str(dst), "--output-dir", str(out / "merged"), "--output-mask-dir",
             str(out / "merged_mask"), "--aligned-dir", str(aligned or dst / "aligned"), "--model-dir",
@@ -45,7 +39,7 @@ def _args(dst: Path, out: Path, model_dir: Path | None = None, aligned: Path | N
 
 
 def test_batch_merge_writes_every_frame_and_mask(dst, tmp_path):
-    model = _standin(dst)
+    model = standin_for(dst)
     n = merger_cli.merge(str(dst), str(tmp_path / "merged"), str(tmp_path / "merged_mask"), str(dst / "aligned"),
                          str(tmp_path / "model"), "SAEHD", workers=2, predictor=model)
     assert n == 6
@@ -70,7 +64,7 @@ def test_config_file_applies_one_setting_to_all_frames(dst, tmp_path):
     cfg = tmp_path / "merge.json"
     cfg.write_text(json.dumps({"mode": "original", "mask_mode": "full"}))
     merger_cli.merge(str(dst), str(tmp_path / "m"), str(tmp_path / "mm"), str(dst / "aligned"), str(tmp_path / "model"),
-                     "SAEHD", config_path=str(cfg), workers=0, predictor=_standin(dst))
+                     "SAEHD", config_path=str(cfg), workers=0, predictor=standin_for(dst))
     for i in range(1, 6):
         name = f"{i:05d}.png"
         np.testing.assert_array_equal(read_image(tmp_path / "m" / name), read_image(dst / name))
@@ -103,7 +97,7 @@ def test_aligned_faces_of_other_frames(dst, tmp_path):
     for p in sorted(dst.glob("*.png"))[:3]:
         shutil.copy(p, part / p.name)
     merger_cli.merge(str(part), str(tmp_path / "pm"), str(tmp_path / "pmm"), str(dst / "aligned"),
-                     str(tmp_path / "model"), "SAEHD", workers=0, predictor=_standin(dst))
+                     str(tmp_path / "model"), "SAEHD", workers=0, predictor=standin_for(dst))
     assert len(list((tmp_path / "pm").glob("*.png"))) == 3
 
 
@@ -138,7 +132,7 @@ def test_bad_config_file_is_a_clear_error(dst, tmp_path):
     cfg.write_text('{"blur": 10, "erod": 3}')
     with pytest.raises(Exception) as e:
         merger_cli.merge(str(dst), str(tmp_path / "m"), str(tmp_path / "mm"), str(dst / "aligned"),
-                         str(tmp_path / "model"), "SAEHD", config_path=str(cfg), workers=0, predictor=_standin(dst))
+                         str(tmp_path / "model"), "SAEHD", config_path=str(cfg), workers=0, predictor=standin_for(dst))
     assert "unknown setting(s) erod" in str(e.value) and "merge.json" in str(e.value)
 
 
@@ -156,7 +150,7 @@ def _container_tags(video: Path) -> dict[str, str]:
 @pytest.mark.parametrize("ext", [".mp4", ".mkv"])
 def test_merged_video_carries_a_synthetic_media_marker(dst, tmp_path, ext):
     merger_cli.merge(str(dst), str(tmp_path / "merged"), str(tmp_path / "mm"), str(dst / "aligned"),
-                     str(tmp_path / "model"), "SAEHD", workers=0, predictor=_standin(dst))
+                     str(tmp_path / "model"), "SAEHD", workers=0, predictor=standin_for(dst))
     video = tmp_path / f"result{ext}"
     r = run_cli("videoed", "video-from-sequence", "--input-dir", str(tmp_path / "merged"), "--output-file", str(video),
                 "--fps", "25", "--bitrate", "2")
@@ -203,4 +197,4 @@ def test_interactive_without_a_display_says_how_to_merge_instead(dst, tmp_path, 
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     with pytest.raises(UserError, match="needs a display .*--no-interactive"):
         merger_cli.merge(str(dst), str(tmp_path / "m"), str(tmp_path / "mm"), str(dst / "aligned"),
-                         str(tmp_path / "model"), "SAEHD", interactive=True, predictor=_standin(dst))
+                         str(tmp_path / "model"), "SAEHD", interactive=True, predictor=standin_for(dst))

@@ -25,7 +25,7 @@ from mainscripts import merger_cli
 from merger.config import MergeConfig
 from tests.conftest import REPO, run_cli
 from tests.facesets import extract_faces, make_frames
-from tests.merge_standin import standin_from_aligned
+from tests.merge_standin import fake_models, make_dst, merge_args, standin_for
 
 FRAMES = [f"{i:05d}.png" for i in range(1, 4)]
 
@@ -33,9 +33,7 @@ FRAMES = [f"{i:05d}.png" for i in range(1, 4)]
 @pytest.fixture(scope="module")
 def dst(tmp_path_factory):
     """data_dst: 3 real frames with a face and their aligned faces."""
-    root = tmp_path_factory.mktemp("data_dst")
-    extract_faces(make_frames("obama.jpg", root, count=3), root / "aligned", size=128)
-    return root
+    return make_dst(tmp_path_factory.mktemp("data_dst"), count=3)
 
 
 @pytest.fixture(autouse=True)
@@ -43,23 +41,8 @@ def no_terminal(monkeypatch):
     monkeypatch.setattr(interact, "is_interactive", lambda: False)
 
 
-def _standin(dst: Path, **kwargs):
-    return standin_from_aligned(sorted((dst / "aligned").glob("*.jpg"))[0], resolution=64, **kwargs)
-
-
-def _fake_models(folder: Path, *names: str) -> None:
-    """State files named as train names them (only their names matter where load_predictor is replaced);
-    the last name is the most recently saved."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for k, name in enumerate(names):
-        p = folder / f"{name}_SAEHD_state.npz"
-        p.write_bytes(b"stand-in")
-        os.utime(p, (1_000_000 + k, 1_000_000 + k))
-
-
 def _cli_args(dst: Path, out: Path, mask: Path, model_dir: Path) -> list[str]:
-    return ["merge", "--input-dir", str(dst), "--output-dir", str(out), "--output-mask-dir", str(mask),
-            "--aligned-dir", str(dst / "aligned"), "--model-dir", str(model_dir), "--model", "SAEHD", "--workers", "0"]
+    return merge_args(dst, out, mask, model_dir, "--workers", "1")
 
 
 # A `main.py merge` whose model is the stand-in; with MERGE_GATE set, it predicts only once that file exists.
@@ -68,10 +51,10 @@ import os, sys, time
 from pathlib import Path
 sys.path.insert(0, {repo!r})
 import models.loader
-from tests.merge_standin import standin_from_aligned
+from tests.merge_standin import standin_for
 
 def load_standin(model_dir, class_name, name=None, precision="auto"):
-    model = standin_from_aligned(sorted(Path({aligned!r}).glob("*.jpg"))[0], resolution=64)
+    model = standin_for(Path({dst!r}))
     predict, gate = model.predict, os.environ.get("MERGE_GATE")
     def gated(faces):
         deadline = time.monotonic() + 60
@@ -89,8 +72,8 @@ sys.exit(main.main(sys.argv[1:]))
 
 def test_a_second_merge_into_a_folder_in_use_stops_naming_the_holder(dst, tmp_path):
     model_dir, out, mask = tmp_path / "model", tmp_path / "merged", tmp_path / "merged_mask"
-    _fake_models(model_dir, "m")
-    driver = [sys.executable, "-c", DRIVER.format(repo=str(REPO), aligned=str(dst / "aligned"))]
+    fake_models(model_dir, "m")
+    driver = [sys.executable, "-c", DRIVER.format(repo=str(REPO), dst=str(dst))]
     gate = tmp_path / "go"
     env = dict(os.environ, PYTHONUNBUFFERED="1", MERGE_GATE=str(gate))
     log_a = tmp_path / "a.log"
@@ -133,13 +116,13 @@ def test_each_model_of_a_folder_is_merged_by_name_with_its_own_session(dst, tmp_
     import merger.window
     import models.loader
     model_dir = tmp_path / "model"
-    _fake_models(model_dir, "alice", "bob")
+    fake_models(model_dir, "alice", "bob")
     (model_dir / "SAEHD_merger_session.json").write_text("{}")  # an older version's per-class session: never used
     loaded, seen = [], []
 
     def load_standin(folder, class_name, name=None, precision="auto"):
         loaded.append(name)
-        return _standin(dst, tint=_tint_of(name), iteration=5)
+        return standin_for(dst, tint=_tint_of(name), iteration=5)
 
     def run_window(infos, predictor, session, out_dir, mask_dir):  # what the window does, without a display
         seen.append((session.path.name, session.configs[0]))
@@ -173,7 +156,7 @@ def test_each_model_of_a_folder_is_merged_by_name_with_its_own_session(dst, tmp_
 
 def test_the_model_is_chosen_by_name_else_by_menu_else_the_newest_said(tmp_path, monkeypatch):
     from models.loader import choose_saved_model
-    _fake_models(tmp_path, "alice", "bob", "carol")  # carol is the newest
+    fake_models(tmp_path, "alice", "bob", "carol")  # carol is the newest
     assert choose_saved_model(tmp_path, "SAEHD", "alice") == "alice"
     with pytest.raises(UserError, match=r"no trained SAEHD model named 'dave'.*carol, bob, alice"):
         choose_saved_model(tmp_path, "SAEHD", "dave")
@@ -189,7 +172,7 @@ def test_the_model_is_chosen_by_name_else_by_menu_else_the_newest_said(tmp_path,
 def test_no_output_folder_is_created_before_the_inputs_check_out(dst, tmp_path, monkeypatch):
     out, mask = tmp_path / "merged", tmp_path / "merged_mask"
     (tmp_path / "empty_model").mkdir()
-    _fake_models(tmp_path / "model", "m")
+    fake_models(tmp_path / "model", "m")
     bad_config = tmp_path / "merge.json"
     bad_config.write_text('{"erod": 3}')
 
@@ -205,10 +188,10 @@ def test_no_output_folder_is_created_before_the_inputs_check_out(dst, tmp_path, 
     attempt("no trained SAEHD model named 'zed'", model_name="zed")
     attempt("input frames folder not found", frames=tmp_path / "no_frames")
     attempt("aligned faces folder not found", aligned=tmp_path / "no_aligned")
-    attempt("unknown setting(s) erod", config_path=str(bad_config), predictor=_standin(dst))
+    attempt("unknown setting(s) erod", config_path=str(bad_config), predictor=standin_for(dst))
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    attempt("needs a display", interactive=True, predictor=_standin(dst))
+    attempt("needs a display", interactive=True, predictor=standin_for(dst))
 
 
 def _dead_writer_partial(target: Path) -> Path:
@@ -231,7 +214,7 @@ def test_a_new_merge_removes_the_partial_frames_of_a_killed_one_and_only_those(d
             out / f"00002.png.partial-{os.getppid()}-abc123"]  # a partial of a process that is still running
     kept[1].write_bytes(b"x")
     merger_cli.merge(str(dst), str(out), str(mask), str(dst / "aligned"), str(tmp_path / "model"), "SAEHD",
-                     workers=0, predictor=_standin(dst))
+                     workers=0, predictor=standin_for(dst))
     assert not [p.name for p in stale if p.exists()]
     assert all(p.exists() for p in kept)
     assert sorted(p.name for p in out.glob("*.png")) == FRAMES and sorted(p.name for p in mask.glob("*.png")) == FRAMES
@@ -251,7 +234,7 @@ def test_a_full_disk_ends_the_merge_at_the_first_frame_naming_it(dst, tmp_path, 
     out = tmp_path / "merged"
     with pytest.raises(UserError) as e:
         merger_cli.merge(str(dst), str(out), str(tmp_path / "mm"), str(dst / "aligned"), str(tmp_path / "model"),
-                         "SAEHD", workers=0, predictor=_standin(dst))
+                         "SAEHD", workers=0, predictor=standin_for(dst))
     assert e.value.path == out / "00001.png" and "disk is full" in e.value.problem
     assert tried == ["00001.png"]  # not one error per remaining frame
     assert not list(out.iterdir())  # no partial left
@@ -263,7 +246,7 @@ def test_a_write_failure_in_a_worker_process_ends_the_run_naming_the_frame(dst, 
     out, mask = tmp_path / "merged", tmp_path / "mm"
     (out / "00002.png").mkdir(parents=True)  # a folder where the frame goes: its write fails for real
     with pytest.raises(UserError) as e:
-        run_merge(collect_frames(dst, dst / "aligned"), MergeConfig(), _standin(dst), out, mask, workers=1,
+        run_merge(collect_frames(dst, dst / "aligned"), MergeConfig(), standin_for(dst), out, mask, workers=1,
                   progress=False)
     assert e.value.path == out / "00002.png" and "could not write" in e.value.problem
     assert (out / "00001.png").is_file()

@@ -17,7 +17,8 @@ import pytest
 
 from core.errors import UserError
 from core.image_io import read_image
-from facelib.align import align, crop_face, transform_points
+from facelib.align import align, transform_points
+from facelib.crop import CropSpec
 from facelib.face_type import FaceType
 from facelib.masks import hull_mask
 from faceset.face_file import load_aligned_face, read_face_meta, write_aligned_face
@@ -146,7 +147,7 @@ def test_wider_faces_are_recropped_to_the_model_face_type(wf_set, tmp_path):
         assert np.array_equal(batch.warped, batch.target)  # no augmentation in previews
         got = batch.target[0]
         frame = read_image(root / meta.source_filename)
-        expected = crop_face(frame, meta.source_landmarks, 64, FaceType.FULL)[0].astype(np.float32) / 255
+        expected = CropSpec(64, FaceType.FULL).of(meta.source_landmarks).warp(frame).astype(np.float32) / 255
         naive = cv2.resize(read_image(Path(rec.path)), (64, 64), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
         assert np.abs(got - expected)[4:-4, 4:-4].mean() < 0.035
         assert np.abs(naive - expected)[4:-4, 4:-4].mean() > 2 * np.abs(got - expected)[4:-4, 4:-4].mean()

@@ -18,6 +18,7 @@ from core.synth_video import make_video_from_photo
 from core.video import ffmpeg_exe, probe
 from faceset.face_file import load_aligned_face, read_face_meta
 from tests.conftest import FACES, REPO
+from tests.xseg_script_checks import XSegChecks
 
 SCRIPTS = REPO / "scripts"
 
@@ -46,6 +47,19 @@ PAIRS: list[tuple[str, str]] = [
     ("5.2) data_dst util faceset unpack", "5.2_data_dst_util_faceset_unpack"),
     ("5.2) data_dst util faceset resize", "5.2_data_dst_util_faceset_resize"),
     ("5.2) data_dst util recover original filename", "5.2_data_dst_util_recover_original_filename"),
+    ("5.XSeg) data_dst mask - edit", "5.XSeg_data_dst_mask_edit"),
+    ("5.XSeg) data_dst mask - fetch", "5.XSeg_data_dst_mask_fetch"),
+    ("5.XSeg) data_dst mask - remove", "5.XSeg_data_dst_mask_remove"),
+    ("5.XSeg) data_src mask - edit", "5.XSeg_data_src_mask_edit"),
+    ("5.XSeg) data_src mask - fetch", "5.XSeg_data_src_mask_fetch"),
+    ("5.XSeg) data_src mask - remove", "5.XSeg_data_src_mask_remove"),
+    ("5.XSeg) train", "5.XSeg_train"),
+    ("5.XSeg.optional) trained mask data_dst - apply", "5.XSeg.optional_trained_mask_data_dst_apply"),
+    ("5.XSeg.optional) trained mask data_dst - remove", "5.XSeg.optional_trained_mask_data_dst_remove"),
+    ("5.XSeg.optional) trained mask data_src - apply", "5.XSeg.optional_trained_mask_data_src_apply"),
+    ("5.XSeg.optional) trained mask data_src - remove", "5.XSeg.optional_trained_mask_data_src_remove"),
+    ("5.XSeg.generic) data_dst whole faceset generic mask", "5.XSeg.generic_data_dst_whole_faceset_generic_mask"),
+    ("5.XSeg.generic) data_src whole faceset generic mask", "5.XSeg.generic_data_src_whole_faceset_generic_mask"),
     ("6) train Quick96", "6_train_Quick96"),
     ("6) train SAEHD", "6_train_SAEHD"),
     ("7) merge Quick96", "7_merge_Quick96"),
@@ -55,7 +69,8 @@ PAIRS: list[tuple[str, str]] = [
     ("8) merged to mov lossless", "8_merged_to_mov_lossless"),
     ("8) merged to avi", "8_merged_to_avi"),
 ]
-NEEDS_A_PERSON = {"4_data_src_faceset_extract_MANUAL", "5_data_dst_faceset_extract_MANUAL"}
+NEEDS_A_PERSON = {"4_data_src_faceset_extract_MANUAL", "5_data_dst_faceset_extract_MANUAL",
+                  "5.XSeg_data_dst_mask_edit", "5.XSeg_data_src_mask_edit"}
 HELPERS = {"_env", "_venv", "setup_and_demo", "setup_and_test"}  # not numbered scripts
 
 FPS, SECONDS, SIZE = 10, 1.2, (320, 240)
@@ -99,7 +114,7 @@ def check_faces(folder: Path, names: list[str], size: int) -> None:
         assert meta is not None and image.shape[:2] == (size, size), p
 
 
-class Checks:
+class Checks(XSegChecks):
     """What each script must leave in the workspace (and snapshots the next check compares with)."""
 
     def __init__(self, ws: Path):
@@ -275,7 +290,13 @@ def test_every_sh_script_runs_in_workflow_order(tmp_path, spaced_repo):
         "4.2_data_src_util_faceset_resize": ["--image-size", "256"],
         "5_data_dst_faceset_extract_manual_fix": ["--force"],
         "5.2_data_dst_util_faceset_resize": ["--image-size", "256"],
-        "6_train_Quick96": TRAIN_ARGS,
+        "5.XSeg_data_dst_mask_remove": ["--yes"],
+        "5.XSeg_data_src_mask_remove": ["--yes"],
+        "5.XSeg_train": TRAIN_ARGS,
+        "5.XSeg.generic_data_dst_whole_faceset_generic_mask": TRAIN_ARGS,
+        "5.XSeg.generic_data_src_whole_faceset_generic_mask": TRAIN_ARGS,
+        # model/ holds the XSeg model by now: an unattended first Quick96 run there names its model
+        "6_train_Quick96": TRAIN_ARGS + ["--force-model-name", "q96"],
         # model/ holds Quick96 'new' by now: an unattended first SAEHD run there must name its model
         "6_train_SAEHD": TRAIN_ARGS + SAEHD_ARGS + ["--force-model-name", "saehd"],
     }
@@ -391,10 +412,14 @@ def test_bat_does_what_its_sh_twin_does(bat, sh):
     expected = sh_actions(sh_path)
     assert expected, f"{sh}.sh does nothing"
     assert bat_actions(bat_path) == expected
-    # Every call runs the repo's venv python on main.py, with the user's extra arguments passed through.
-    for action in expected:
-        if action[0] == "run":
-            assert action[1:3] == ("{VENV_PY}", "{REPO_ROOT}/main.py") and action[-1] == "{ARGS}", action
+    # Every call runs the repo's venv python on main.py, with the user's extra arguments passed through
+    # (a script that chains another command after its main one, e.g. train then xseg apply, passes
+    # them to the main one only).
+    runs = [action for action in expected if action[0] == "run"]
+    for action in runs:
+        assert action[1:3] == ("{VENV_PY}", "{REPO_ROOT}/main.py"), action
+        assert action[-1] == "{ARGS}" or (action is not runs[0] and action[3] != runs[0][3]), action
+    assert runs[0][-1] == "{ARGS}", runs[0]
 
     sh_text = sh_path.read_text()
     assert sh_text.startswith("#!/usr/bin/env bash\n")

@@ -144,3 +144,30 @@ def test_the_sort_method_flag_and_menu_come_from_one_declaration(monkeypatch):
     assert shown == [interact.format_prompt(METHOD_OPTION.prompt, 5, ["0-14"], True)]
     res = run_cli("sort", "--help")
     assert res.returncode == 0 and "--by" in res.stdout and "best-faces-faster" in res.stdout
+
+
+def _help(capsys, monkeypatch, command: str) -> str:
+    """`main.py COMMAND --help` on one line (wide: no word is broken at a hyphen)."""
+    import main
+    monkeypatch.setenv("COLUMNS", "1000")
+    with pytest.raises(SystemExit) as done:
+        main.main([command, "--help"])
+    assert done.value.code == 0
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_merge_and_sort_workers_and_interactive_come_from_their_declarations(capsys, monkeypatch):
+    import os
+
+    from mainscripts import merger_cli, sorter
+    cores = os.cpu_count() or 1
+    merge_workers, sort_workers = merger_cli.WORKERS_OPTION, sorter.WORKERS_OPTION
+    assert merge_workers.valid_range == sort_workers.valid_range == (1, cores)  # one range for flag and prompt
+    assert merge_workers.prompt == "Number of workers?" and merger_cli.INTERACTIVE_OPTION.prompt == "Use interactive merger?"
+    flat = _help(capsys, monkeypatch, "merge")
+    assert f"--workers INT {merge_workers.help} (default: {merge_workers.default_text})" in flat
+    assert f"--interactive {merger_cli.INTERACTIVE_OPTION.help} --no-interactive" in flat
+    assert f"--no-interactive {merger_cli.INTERACTIVE_OPTION.negative_help}" in flat
+    # The mode's default is the model's suggestion (default_config), and the help says so.
+    assert "the mode the model suggests" in flat and "(default overlay)" not in flat
+    assert f"--workers INT {sort_workers.help} (default: {sort_workers.default_text})" in _help(capsys, monkeypatch, "sort")

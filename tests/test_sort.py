@@ -329,6 +329,28 @@ def test_files_without_metadata_are_reported_and_trashed_not_deleted(faces, tmp_
     assert sorted(p.name for p in folder.iterdir()) == ["00000.jpg", "00001.jpg"]
 
 
+def test_workers_out_of_range_is_one_line_naming_the_flag_and_nothing_moves(faces, tmp_path):
+    folder = make_set(faces, tmp_path, ["obama_00001_0.jpg", "biden_00001_0.jpg"])
+    for bad in ("0", str((os.cpu_count() or 1) + 1)):  # the flag's range is 1..cores, as DFL's questions
+        result = run_cli("sort", "--input-dir", str(folder), "--by", "blur", "--workers", bad)
+        assert result.returncode == 1 and len(result.error_lines) == 1, result.stderr
+        assert "--workers must be an integer from 1 to" in result.error_lines[0]
+    assert sorted(p.name for p in folder.iterdir()) == ["biden_00001_0.jpg", "obama_00001_0.jpg"]
+
+
+def test_a_worker_process_measures_the_faces_as_this_process_does(faces, tmp_path):
+    """The measures of a worker process (it reads each face itself, through faceset.Face) sort alike."""
+    (tmp_path / "here").mkdir()
+    (tmp_path / "pool").mkdir()
+    here, pool = make_set(faces, tmp_path / "here"), make_set(faces, tmp_path / "pool")
+    blurred_copy(here / "obama_00001_0.jpg", here / "blurred.jpg")
+    blurred_copy(pool / "obama_00001_0.jpg", pool / "blurred.jpg")
+    sort(here, "blur")
+    result = run_cli("sort", "--input-dir", str(pool), "--by", "blur", "--workers", "1")
+    assert result.returncode == 0, result.stderr
+    assert order(pool) == order(here) and order(pool)[-1] == "blurred.jpg"
+
+
 def test_bad_folders_give_one_error_line_and_exit_1(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -1,0 +1,212 @@
+"""XSeg mask quality: IoU of a mask with the true visible face, on people and occluders training never saw.
+
+    python -m bench.xseg_quality                          # fold A, 300 iterations, 128 px, on the CPU
+    python -m bench.xseg_quality --iters 1000 --folds A B --resolution 256 --dims 32
+
+The held-out test set: faces of two people (tests/data/johns: John_Shimkus, John_Simm) that no training
+faceset holds, each with synthetic occluders of kinds the training does not draw (fold A trains on
+hand/hair/patch and tests on glasses/object; fold B the reverse). The true region is the landmark hull
+minus the occluders. Rows:
+- hull: the landmark hull itself (what we had before XSeg);
+- generic: `main.py train --model XSeg --generic` for a fixed number of iterations on the other people
+  (tests/data/faces and three of the johns), then `models.xseg.load_xseg(...).masks(...)`;
+- +N labels: the same model trained on for as many iterations again after N of its training faces got
+  an occluder of the training kinds painted in and a hand label: polygons traced along the visible
+  face (region minus occluder: outlines included, holes excluded), as a careful labeller draws them.
+Training runs in a child process through main.py's own `main()`, with `--sample-workers 0` so that the
+fold's occluder kinds (set on `models.xseg_targets.occlude` in that process) reach the samples.
+Prints a table; nothing passes or fails. A machine's other load changes the seconds, not the IoU.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+JOHNS = REPO / "tests" / "data" / "johns"
+SRC_PHOTOS = ["obama.jpg", "obama2.jpg", "grace_hopper.jpg"]
+DST_PHOTOS = ["biden.jpg", "astronaut.jpg"]
+TRAIN_JOHNS = ["John_Salley", "John_Savage", "John_Schneider"]
+TEST_JOHNS = ["John_Shimkus", "John_Simm"]
+FOLDS = {"A": (("hand", "hair", "patch"), ("glasses", "object")),
+         "B": (("glasses", "object"), ("hand", "hair", "patch"))}
+GOAL_IOU, HULL_CEILING = 0.90, 0.75  # the issue's goal: >= 0.90 where the hull gets <= 0.75
+
+_CHILD = """import functools, json, sys
+sys.path.insert(0, {repo!r})
+import models.xseg_targets as t
+t.occlude = functools.partial(t.occlude, kinds=tuple({kinds!r}))
+import main
+sys.exit(main.main(json.loads({argv!r})))
+"""
+
+
+def build_facesets(root: Path, size: int) -> tuple[Path, Path, Path]:
+    """src, dst (training people) and test (held-out people) aligned folders, made once under `root`."""
+    sys.path.insert(0, str(REPO))
+    from tests.facesets import extract_faces, make_faceset
+    src, dst, test = root / "src" / "aligned", root / "dst" / "aligned", root / "test" / "aligned"
+    if not src.is_dir():
+        make_faceset(SRC_PHOTOS, root / "src", per_photo=4, size=size)
+        make_faceset(DST_PHOTOS, root / "dst", per_photo=4, size=size)
+        extract_faces(sorted(p for name in TRAIN_JOHNS for p in (JOHNS / name).glob("*.jpg"))[::2], dst, size)
+        extract_faces(sorted(p for name in TEST_JOHNS for p in (JOHNS / name).glob("*.jpg")), test, size)
+    return src, dst, test
+
+
+def held_out_set(test_dir: Path, kinds: tuple[str, ...], variants: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(faces uint8 [N,H,W,3], true visible regions bool, hulls bool): each held-out face `variants`
+    times with 1-2 occluders of `kinds` (patches cut from the other test faces)."""
+    from facelib.masks import hull_mask
+    from faceset.faceset import Faceset
+    from models.xseg_targets import occlude
+    loaded = [f.load() for f in Faceset.open(test_dir)]
+    images = [img for img, _ in loaded]
+    rng = np.random.default_rng(seed)
+    faces, truths, hulls = [], [], []
+    for i, (img, meta) in enumerate(loaded):
+        hull = hull_mask(img.shape[:2], meta.landmarks, meta.eyebrows_expand_mod)
+        donors = images[:i] + images[i + 1:]
+        for _ in range(variants):
+            out, target = occlude(img, hull, rng, donors, kinds, (1, 2), meta.landmarks)
+            faces.append(out)
+            truths.append(target > 0.5)
+            hulls.append(hull > 0.5)
+    return np.stack(faces), np.stack(truths), np.stack(hulls)
+
+
+def iou_figures(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Mean per-face IoU, pooled IoU over all pixels, and the share of faces at the goal or better."""
+    inter = (pred & truth).sum(axis=(1, 2)).astype(np.float64)
+    union = (pred | truth).sum(axis=(1, 2)).astype(np.float64)
+    per_face = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+    return {"mean": float(per_face.mean()), "pooled": float(inter.sum() / max(union.sum(), 1)),
+            "at_goal": float((per_face >= GOAL_IOU).mean())}
+
+
+def trace_labels(visible: np.ndarray) -> list[dict]:
+    """Hand-label-like polygons of a binary region: outer outlines include, holes exclude, each
+    simplified to within a pixel as a labeller's clicks would be."""
+    contours, hierarchy = cv2.findContours(visible.astype(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
+    polys = []
+    for c, h in zip(contours, hierarchy[0] if hierarchy is not None else []):
+        if cv2.contourArea(c) < 4:
+            continue
+        pts = cv2.approxPolyDP(c, 1.0, True).reshape(-1, 2).astype(np.float32)
+        if len(pts) >= 3:
+            polys.append({"type": 0 if h[3] >= 0 else 1, "pts": pts})
+    return polys
+
+
+def add_labels(folders: list[Path], count: int, kinds: tuple[str, ...], seed: int) -> int:
+    """Paint an occluder of the training kinds into `count` faces spread over `folders` and label them."""
+    from dataclasses import replace
+
+    from facelib.masks import hull_mask
+    from faceset.face_file import write_aligned_face
+    from faceset.faceset import Faceset
+    from models.xseg_targets import occlude
+    faces = [f for folder in folders for f in Faceset.open(folder)]
+    picks = np.linspace(0, len(faces) - 1, min(count, len(faces))).round().astype(int)
+    rng = np.random.default_rng(seed)
+    for i in picks:
+        img, meta = faces[i].load()
+        hull = hull_mask(img.shape[:2], meta.landmarks, meta.eyebrows_expand_mod)
+        donor = faces[(i + len(faces) // 2) % len(faces)].load()[0]
+        out, target = occlude(img, hull, rng, [donor], kinds, (1, 2), meta.landmarks)
+        write_aligned_face(faces[i].path, out, replace(meta, seg_ie_polys=trace_labels(target > 0.5)))
+    return len(picks)
+
+
+def train(model_dir: Path, src: Path, dst: Path, iters: int, kinds: tuple[str, ...], args: argparse.Namespace) -> float:
+    """Train (or go on training) the XSeg model in `model_dir` to iteration `iters`; returns seconds."""
+    argv = ["train", "--model", "XSeg", "--generic", "--training-data-src-dir", str(src),
+            "--training-data-dst-dir", str(dst), "--model-dir", str(model_dir), "--target-iteration", str(iters),
+            "--silent-start", "--no-preview", "--sample-workers", "0", "--batch-size", str(args.batch_size)]
+    if not model_dir.exists():
+        argv += ["--resolution", str(args.resolution), "--dims", str(args.dims), "--face-type", "wf"]
+    if args.cpu_only:
+        argv.append("--cpu-only")
+    code = _CHILD.format(repo=str(REPO), kinds=list(kinds), argv=json.dumps(argv))
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"training failed ({proc.returncode}):\n{proc.stdout[-1500:]}\n{proc.stderr[-3000:]}")
+    return time.perf_counter() - t0
+
+
+def model_masks(model_dir: Path, faces: np.ndarray) -> np.ndarray:
+    from models.xseg import load_xseg
+    return load_xseg(model_dir).masks(faces) > 0.5
+
+
+def run_fold(name: str, root: Path, folders: tuple[Path, Path, Path], args: argparse.Namespace) -> list[dict]:
+    train_kinds, test_kinds = FOLDS[name]
+    src, dst, test = folders
+    faces, truth, hulls = held_out_set(test, test_kinds, args.variants, args.seed)
+    rows = [{"fold": name, "mask": "hull", "iters": 0, "train_s": 0.0, **iou_figures(hulls, truth)}]
+    work = root / f"fold_{name}"
+    shutil.rmtree(work, ignore_errors=True)
+    model = work / "model"
+    seconds = train(model, src, dst, args.iters, train_kinds, args)
+    rows.append({"fold": name, "mask": "generic", "iters": args.iters, "train_s": seconds,
+                 **iou_figures(model_masks(model, faces), truth)})
+    if args.labels > 0:
+        lsrc, ldst = work / "src", work / "dst"
+        shutil.copytree(src, lsrc)
+        shutil.copytree(dst, ldst)
+        n = add_labels([lsrc, ldst], args.labels, train_kinds, args.seed + 1)
+        seconds += train(model, lsrc, ldst, 2 * args.iters, train_kinds, args)
+        rows.append({"fold": name, "mask": f"generic +{n} labels", "iters": 2 * args.iters, "train_s": seconds,
+                     **iou_figures(model_masks(model, faces), truth)})
+    for r in rows:
+        r.update(train=",".join(train_kinds), test=",".join(test_kinds), faces=len(faces))
+    return rows
+
+
+def print_table(rows: list[dict]) -> None:
+    print(f"\n{'fold':4} {'train kinds':18} {'test kinds':18} {'mask':20} {'iters':>6} {'train s':>8} "
+          f"{'IoU mean':>9} {'pooled':>7} {'>=0.90':>7}")
+    for r in rows:
+        print(f"{r['fold']:4} {r['train']:18} {r['test']:18} {r['mask']:20} {r['iters']:6d} {r['train_s']:8.0f} "
+              f"{r['mean']:9.3f} {r['pooled']:7.3f} {r['at_goal']:7.0%}")
+    print(f"({rows[0]['faces']} held-out faces per fold; goal: IoU >= {GOAL_IOU} where the hull gets <= {HULL_CEILING})")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--folds", nargs="+", choices=sorted(FOLDS), default=["A"])
+    ap.add_argument("--iters", type=int, default=300, help="training iterations for the generic model (the budget)")
+    ap.add_argument("--labels", type=int, default=20, help="hand-labelled faces added for the last row (0: skip)")
+    ap.add_argument("--resolution", type=int, default=128, help="XSeg resolution (DFL: 256)")
+    ap.add_argument("--dims", type=int, default=16, help="XSeg base channels (DFL: 32)")
+    ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--face-size", type=int, default=128, help="pixel size of the aligned faces")
+    ap.add_argument("--variants", type=int, default=2, help="occluded copies of each held-out face")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cpu-only", action="store_true", default=True)
+    ap.add_argument("--gpu", dest="cpu_only", action="store_false", help="let training use a GPU")
+    ap.add_argument("--work-dir", type=Path, default=None, help="keep facesets and models here (default: a temp dir)")
+    args = ap.parse_args()
+    sys.path.insert(0, str(REPO))
+    with tempfile.TemporaryDirectory(prefix="xseg_quality_") as tmp:
+        root = args.work_dir or Path(tmp)
+        folders = build_facesets(root / "facesets", args.face_size)
+        counts = [len(list(f.glob("*.jpg"))) for f in folders]
+        print(f"faces: src {counts[0]}, dst {counts[1]} (training people), test {counts[2]} (held-out people)")
+        rows = [r for fold in args.folds for r in run_fold(fold, root, folders, args)]
+        print_table(rows)
+
+
+if __name__ == "__main__":
+    main()

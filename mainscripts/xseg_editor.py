@@ -1,0 +1,258 @@
+"""`xseg editor`: the XSeg labelling window (DFL's XSegEditor, on OpenCV HighGUI instead of Qt).
+
+The face is shown enlarged to a 768 px canvas with its include/exclude polygons, the labels' mask
+as a semi-transparent overlay, and optionally the trained XSeg mask (of `--model-dir`, or the one
+baked into the face by `xseg apply`). Mouse and keys go to `EditorSession` / `LabelState`
+(mainscripts/xseg_editor_session.py, xseg_editor_state.py), which hold every rule; this module only
+reads events, maps window pixels to face pixels through `View`, and draws.
+The window title carries the face and the label counts, so scripts and window tests can follow it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from core import log
+from core.errors import UserError
+from facelib.masks import polygons_mask
+from mainscripts.xseg_editor_session import KEYS, MOUSE_HELP, WINDOW_NAME, EditorSession, open_faces
+from mainscripts.xseg_editor_state import EXCLUDE, KIND_NAMES, View
+
+CANVAS = 768  # the face is shown at this size (DFL's editor fills a similar area)
+BAR = 48  # status lines under the face
+HIT_PX = 8.0  # how near (window pixels) a click must be to grab a point or an edge
+WHEEL_ZOOM = 1.25
+OVERLAY_ALPHA = 0.35
+# BGR (include, exclude) line colours per scheme (keys 1 2 3)
+SCHEME_COLOURS = {0: ((40, 40, 255), (255, 160, 40)), 1: ((40, 230, 40), (230, 60, 230)),
+                  2: ((255, 90, 30), (30, 230, 255))}
+TRAINED_COLOUR = (255, 255, 0)  # cyan tint for the trained mask overlay
+_SHIFT_PREC = 4  # sub-pixel bits for drawing polygons
+
+
+# --- keys ----------------------------------------------------------------------------------------
+
+_NAMED = {9: "tab", 0xFF09: "tab", 27: "esc", 0xFF1B: "esc", 13: "enter", 10: "enter", 0xFF0D: "enter",
+          0xFF8D: "enter", 8: "backspace", 0xFF08: "backspace", 0xFFFF: "delete", 0x2E0000: "delete",
+          26: "ctrl+z", 25: "ctrl+y", 4: "ctrl+d", 1: "ctrl+a"}
+_SHIFTED = {"`": "~", "[": "{", "]": "}"}
+
+
+class KeyDecoder:
+    """waitKeyEx codes to key names ('D' is Shift+D). OpenCV's Qt backend reports Shift as its own
+    press before a lower-case letter, so a Shift press makes the next key a shifted one; Win32 and
+    Ctrl codes (Ctrl+Z = 26) arrive directly."""
+
+    def __init__(self) -> None:
+        self.shift = False
+
+    def read(self, code: int) -> str | None:
+        if code is None or code < 0:
+            return None
+        if code in (0xFFE1, 0xFFE2):
+            self.shift = True
+            return None
+        name = _NAMED.get(code)
+        if name is None:
+            low = code & 0xFFFF if code > 0xFFFF else code
+            name = chr(low) if 32 <= low < 127 else None
+        if name is not None and self.shift and len(name) == 1:
+            name = name.upper() if name.isalpha() else _SHIFTED.get(name, name)
+        self.shift = False
+        return name
+
+
+# --- drawing -------------------------------------------------------------------------------------
+
+def _tint(image: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int], alpha: float) -> np.ndarray:
+    a = (np.clip(mask, 0.0, 1.0) * alpha)[..., None]
+    return (image * (1.0 - a) + np.array(colour, np.float32) * a).astype(np.uint8)
+
+
+def _warp(image: np.ndarray, view: View, nearest: bool = False) -> np.ndarray:
+    flags = cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR
+    return cv2.warpAffine(image, view.matrix, (CANVAS, CANVAS), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+
+
+def draw_canvas(session: EditorSession, view: View) -> np.ndarray:
+    """The face (or a mask, keys 4/5) as the window shows it, with overlays and polygons."""
+    s, f = session.state, session.flags
+    h, w = session.image.shape[:2]
+    labels = polygons_mask((h, w), [p.as_dict() for p in s.polys])
+    if f.mode == "labels":
+        base = cv2.cvtColor((labels * 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+    elif f.mode == "trained" and session.trained_mask() is not None:
+        base = cv2.cvtColor((session.trained_mask() * 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+    else:
+        base = session.image
+    canvas = _warp(base, view, nearest=view.zoom >= 4)
+    include_colour, exclude_colour = SCHEME_COLOURS[f.scheme]
+    if f.mode == "face" and f.label_overlay and s.polys:
+        canvas = _tint(canvas, _warp(labels, view), include_colour, OVERLAY_ALPHA)
+    if f.mode == "face" and f.trained_overlay and session.trained_mask() is not None:
+        trained = _warp(session.trained_mask(), view)
+        canvas = _tint(canvas, trained, TRAINED_COLOUR, OVERLAY_ALPHA)
+        contours, _ = cv2.findContours((trained > 0.5).astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(canvas, contours, -1, TRAINED_COLOUR, 1, cv2.LINE_AA)
+    one = 1 << _SHIFT_PREC
+    for i, poly in enumerate(s.polys):
+        if not poly.pts:
+            continue
+        colour = exclude_colour if poly.kind == EXCLUDE else include_colour
+        pts = np.array([view.to_window(x, y) for x, y in poly.pts], np.float64)
+        fixed = np.rint(pts * one).astype(np.int32)
+        thick = 2 if i in (s.selected, s.open) else 1
+        cv2.polylines(canvas, [fixed], i != s.open, colour, thick, cv2.LINE_AA, shift=_SHIFT_PREC)
+        for k, (u, v) in enumerate(fixed):
+            radius = (6 if (i == s.open and k == 0) else 3) * one
+            cv2.circle(canvas, (int(u), int(v)), radius, colour, -1 if k else 2, cv2.LINE_AA, shift=_SHIFT_PREC)
+    return canvas
+
+
+def status_bar(session: EditorSession, view: View) -> np.ndarray:
+    s, f = session.state, session.flags
+    bar = np.full((BAR, CANVAS, 3), 24, np.uint8)
+    views = {"face": "", "labels": "  [labels' mask]", "trained": "  [trained mask]"}[f.mode]
+    line1 = (f"{session.index + 1}/{session.n}  {session.face.name}  |  {KIND_NAMES[s.mode]}  |  "
+             f"{len(s.polys)} polygons{' (changed)' if s.changed else ''}  |  {sum(session.labelled)} labelled"
+             f"{views}  |  zoom {view.zoom:.1f}  |  Tab: help")
+    cv2.putText(bar, line1, (8, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (230, 230, 230), 1, cv2.LINE_AA)
+    if s.message:
+        cv2.putText(bar, s.message[:110], (8, 40), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (80, 220, 255), 1, cv2.LINE_AA)
+    return bar
+
+
+def help_image() -> np.ndarray:
+    """Every key and mouse action (from the session's key table), on the canvas's footprint."""
+    img = np.full((CANVAS + BAR, CANVAS, 3), 32, np.uint8)
+    lines = [("XSeg editor - keys", 0.8)] + [(text, 0.5) for _, _, text in KEYS if text] + [("", 0.5)]
+    lines += [(text, 0.5) for text in MOUSE_HELP] + [("", 0.5), ("Tab / H: back to the face", 0.5)]
+    y = 40
+    for text, size in lines:
+        colour = (255, 255, 255) if size > 0.5 else (220, 230, 240)
+        cv2.putText(img, text, (24, y), cv2.FONT_HERSHEY_SIMPLEX, size, colour, 2 if size > 0.5 else 1, cv2.LINE_AA)
+        y += 34 if size > 0.5 else 24
+    return img
+
+
+# --- the loop ------------------------------------------------------------------------------------
+
+class _Mouse:
+    """Applies HighGUI mouse events to the session: canvas pixels -> face pixels through the view."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[int, int, int, int]] = []
+        self.pan_from: tuple[int, int] | None = None
+
+    def callback(self, event: int, x: int, y: int, flags: int, _param: object) -> None:
+        self.events.append((event, x, y, flags))
+
+    def apply(self, session: EditorSession, view: View) -> None:
+        events, self.events = self.events, []
+        s = session.state
+        for ev, u, v, flags in events:
+            if session.flags.show_help:
+                continue
+            x, y = view.to_face(u, v)
+            radius = HIT_PX / view.scale
+            on_canvas = 0 <= u < CANVAS and 0 <= v < CANVAS
+            if ev == cv2.EVENT_MOUSEMOVE:
+                if self.pan_from is not None:
+                    view.pan(u - self.pan_from[0], v - self.pan_from[1])
+                    self.pan_from = (u, v)
+                else:
+                    s.move(x, y)
+            elif ev == cv2.EVENT_LBUTTONDOWN and on_canvas:
+                s.left_down(x, y, radius, ctrl=bool(flags & cv2.EVENT_FLAG_CTRLKEY))
+            elif ev == cv2.EVENT_LBUTTONUP:
+                s.left_up(x, y)
+            elif ev == cv2.EVENT_RBUTTONDOWN and on_canvas:
+                s.right_click(x, y, radius)
+            elif ev == cv2.EVENT_MBUTTONDOWN and on_canvas:
+                self.pan_from = (u, v)
+            elif ev == cv2.EVENT_MBUTTONUP:
+                self.pan_from = None
+            elif ev == cv2.EVENT_MOUSEWHEEL and on_canvas:
+                bits = flags & 0xFFFFFFFF  # the delta is the signed high 16 bits
+                delta = (bits - (1 << 32) if bits & 0x80000000 else bits) >> 16
+                if delta:
+                    view.zoom_at(u, v, WHEEL_ZOOM if delta > 0 else 1.0 / WHEEL_ZOOM)
+
+
+def _look(session: EditorSession, view: View) -> tuple:
+    s, f = session.state, session.flags
+    return (session.index, s.polys, s.open, s.selected, s.mode, s.message, f.mode, f.label_overlay,
+            f.trained_overlay, f.scheme, f.show_help, view.zoom, view.tx, view.ty, sum(session.labelled))
+
+
+def _window_open() -> bool:
+    return cv2.getWindowProperty(WINDOW_NAME, cv2.WND_PROP_VISIBLE) >= 1
+
+
+def edit(session: EditorSession) -> None:
+    """Show the editor until Esc or the window is closed; the face on screen is saved on the way out."""
+    mouse, keys = _Mouse(), KeyDecoder()
+    cv2.namedWindow(WINDOW_NAME, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
+    cv2.setMouseCallback(WINDOW_NAME, mouse.callback)
+    help_img = help_image()
+    view, view_of = View(max(session.image.shape[:2]), CANVAS), session.index
+    shown, title = None, ""
+    try:
+        while not session.quit:
+            if session.index != view_of:
+                view, view_of = View(max(session.image.shape[:2]), CANVAS), session.index
+            look = _look(session, view)
+            if look != shown:
+                if session.flags.show_help:
+                    frame = help_img
+                else:
+                    frame = np.vstack([draw_canvas(session, view), status_bar(session, view)])
+                cv2.imshow(WINDOW_NAME, frame)
+                shown = look
+            if session.title() != title:
+                title = session.title()
+                cv2.setWindowTitle(WINDOW_NAME, title)
+            code = cv2.waitKeyEx(15)
+            mouse.apply(session, view)
+            key = keys.read(code)
+            if key == "0":
+                view = View(max(session.image.shape[:2]), CANVAS)
+            session.on_key(key)
+            if code == -1 and not _window_open():
+                if not session.leave():  # closed with the title bar's X: like Esc, once
+                    log.warning(f"{session.face.where}: left unsaved (its labels on disk are unchanged)")
+                break
+    except BaseException:
+        try:  # a crash or Ctrl+C: keep what was drawn on this face if it can be written
+            session.leave()
+        except Exception as e:  # noqa: BLE001 - the first error is the one to report
+            log.warning(f"{session.face.where}: labels not saved ({e})")
+        raise
+    finally:
+        if _window_open():
+            cv2.destroyWindow(WINDOW_NAME)
+        cv2.waitKey(1)
+
+
+def run_editor(input_dir: Path, model_dir: Path | None = None) -> int:
+    """The `xseg editor` command: label the faces of `input_dir`; 0 when the user quits.
+
+    A pack, a folder without faces, a model folder without an XSeg model, or no display is a
+    UserError (one line naming the folder), raised before any window opens."""
+    from core.display import display_problem
+    faceset, faces, labelled = open_faces(Path(input_dir))
+    problem = display_problem()  # before loading a model, which takes seconds
+    if problem is not None:
+        raise UserError(f"the XSeg editor opens a window: run it in a desktop session ({problem})", input_dir)
+    masker = None
+    if model_dir is not None:
+        from models.xseg import load_xseg  # loads Keras: only when a model is asked for
+        masker = load_xseg(Path(model_dir))
+        log.info(f"Trained mask from {model_dir} (` overlays it, 5 shows it)")
+    session = EditorSession(faceset, faces, labelled, masker=masker)
+    edit(session)
+    log.info(f"Labels saved on {session.saved} face{'s' * (session.saved != 1)}; "
+             f"{sum(session.labelled)} of {session.n} faces labelled.")
+    return 0

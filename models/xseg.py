@@ -1,0 +1,152 @@
+"""XSeg: DFL's face segmentation model (which pixels are face, not hair, hand or background), trained
+on the existing trainer, and `load_xseg` for the commands that apply a trained one.
+
+Training: RMSprop at 1e-4 with learning-rate dropout 0.3 and sigmoid cross-entropy on the mask, as
+DFL's; each step sees `batch_size` src and `batch_size` dst samples (models.xseg_samples makes them).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from keras import ops
+
+from core import keras_backend as kb
+from core.errors import UserError
+from models.augment import SampleSpec
+from models.base import ModelBase
+from models.optimizers import make_optimizer
+from models.predictor import Prediction
+from models.xseg_net import build_xseg
+from models.xseg_options import XSEG_OPTIONS
+
+LEARNING_RATE = 1e-4
+LR_DROPOUT_KEEP = 0.3
+MASK_FLOOR = 0.1  # DFL's XSegNet.extract: values below this are noise, set to 0
+INFER_BATCH = 16
+
+
+class XSeg(ModelBase):
+    CLASS_NAME = "XSeg"
+    OPTIONS = XSEG_OPTIONS
+
+    def build_nets(self) -> dict[str, Any]:
+        return {"xseg": build_xseg(self.resolution, int(self.options["dims"]))}
+
+    def build_training(self) -> None:
+        opt = make_optimizer("rmsprop", LEARNING_RATE, lr_dropout=LR_DROPOUT_KEEP, name="xseg_opt")
+        opt.base_learning_rate = LEARNING_RATE
+        self.optimizers["xseg"] = opt
+        self.step = kb.TrainStep(self._loss, self.nets["xseg"].trainable_variables, opt)
+        self._last_batch: dict[str, np.ndarray] | None = None
+
+    def sample_specs(self) -> tuple[SampleSpec, SampleSpec]:
+        spec = SampleSpec(resolution=self.resolution, face_type=self.face_type.long_name, random_warp=True,
+                          random_flip=True, eyes_mouth=False, target="xseg", generic=bool(self.options["generic"]))
+        return spec, spec
+
+    def _loss(self, b):
+        n = ops.shape(b["src_in"])[0]
+        logits = self.nets["xseg"](ops.concatenate([b["src_in"], b["dst_in"]], axis=0))
+        target = ops.concatenate([b["src_mask"], b["dst_mask"]], axis=0)
+        ce = ops.mean(ops.binary_crossentropy(target, logits, from_logits=True), axis=(1, 2))  # per sample
+        src_loss, dst_loss = ops.mean(ce[:n]), ops.mean(ce[n:])
+        return src_loss + dst_loss, {"src_loss": src_loss, "dst_loss": dst_loss}
+
+    def train_iteration(self, src: Any, dst: Any) -> list[float]:
+        batch = {"src_in": src.warped, "src_mask": src.mask, "dst_in": dst.warped, "dst_mask": dst.mask}
+        self._last_batch = batch
+        metrics = self.step(batch)
+        return [metrics["src_loss"], metrics["dst_loss"]]
+
+    def losses_after_last_step(self) -> list[float] | None:
+        if self._last_batch is None:
+            return None
+        metrics = self.step.evaluate(self._last_batch)
+        return [metrics["src_loss"], metrics["dst_loss"]]
+
+    # --- inference ------------------------------------------------------------------------------------
+    def mask_batch(self, faces: np.ndarray) -> np.ndarray:
+        """(N, R, R, 3) float32 BGR 0..1 -> (N, R, R) float32 masks in 0..1, DFL's floor applied."""
+        if self._predict_fn is None:
+            net = self.nets["xseg"]
+            self._predict_fn = kb.InferenceFn(lambda x: ops.sigmoid(net(x)), net.weights)
+        mask = np.asarray(self._predict_fn(np.asarray(faces, np.float32)), np.float32)[..., 0]
+        mask[mask < MASK_FLOOR] = 0.0
+        return mask
+
+    def predict_batch(self, faces: np.ndarray) -> Prediction:
+        mask = self.mask_batch(faces)
+        return Prediction(np.asarray(faces, np.float32), mask, mask)
+
+    def preview_outputs(self, src_faces: np.ndarray, dst_faces: np.ndarray) -> dict[str, np.ndarray]:
+        return {"src": self.mask_batch(src_faces), "dst": self.mask_batch(dst_faces)}
+
+    def preview_images(self, src: Any, dst: Any) -> dict[str, np.ndarray]:
+        """DFL's XSeg previews: per face, the face | its target mask | the predicted mask over the face."""
+        from models.preview import to_u8
+        out = {}
+        for side, batch in (("src", src), ("dst", dst)):
+            pred = self.mask_batch(batch.target)
+            rows = [np.concatenate([face, np.repeat(target, 3, axis=-1), overlay(face, p)], axis=1)
+                    for face, target, p in zip(batch.target, batch.mask, pred)]
+            out[f"XSeg {side} faces"] = to_u8(np.concatenate(rows, axis=0))
+        return out
+
+
+def overlay(face: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The face at full strength inside the mask and green-tinted and dimmed outside (DFL's look)."""
+    m = np.asarray(mask, np.float32).reshape(face.shape[0], face.shape[1], 1)
+    tint = face * 0.35 + np.array([0.0, 0.35, 0.0], np.float32)
+    return face * m + tint * (1.0 - m)
+
+
+class XSegMasker:
+    """A trained XSeg model for applying: `masks(faces)` on uint8 BGR faces of any one size."""
+
+    def __init__(self, model: XSeg):
+        self.model = model
+        self.resolution: int = model.resolution
+        self.face_type = model.face_type
+        self.name = model.files.name
+        self.iteration = model.iteration
+
+    def masks(self, faces: np.ndarray) -> np.ndarray:
+        """uint8 BGR [N, H, W, 3] -> float32 masks [N, H, W] in 0..1 at the input size; the faces are
+        resized to the model's resolution and the masks back, `INFER_BATCH` at a time."""
+        faces = np.asarray(faces)
+        if faces.ndim != 4 or faces.shape[-1] != 3 or faces.shape[1] < 1 or faces.shape[2] < 1:
+            raise ValueError(f"faces must be [N, H, W, 3], got {faces.shape}")
+        n, h, w = faces.shape[:3]
+        res = self.resolution
+        out = np.zeros((n, h, w), np.float32)
+        for start in range(0, n, INFER_BATCH):
+            chunk = faces[start:start + INFER_BATCH]
+            shrink = cv2.INTER_AREA if min(h, w) > res else cv2.INTER_CUBIC
+            x = np.stack([cv2.resize(f, (res, res), interpolation=shrink) for f in chunk]).astype(np.float32) / 255.0
+            pred = self.model.mask_batch(np.clip(x, 0.0, 1.0))
+            for k, m in enumerate(pred):
+                big = m if (h, w) == (res, res) else cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
+                out[start + k] = np.clip(big, 0.0, 1.0)
+        return out
+
+
+def load_xseg(model_dir: Path, precision: str = "auto") -> XSegMasker:
+    """The most recently saved XSeg model of `model_dir`, ready to mask faces. A folder without one is a
+    UserError naming the folder (and what it holds instead)."""
+    from models.loader import choose_saved_model, saved_options
+    from models.model_files import ModelFiles, find_models
+    folder = Path(model_dir)
+    if not folder.is_dir():
+        raise UserError("XSeg model folder not found", folder)
+    names = find_models(folder, XSeg.CLASS_NAME)
+    if not names:
+        choose_saved_model(folder, XSeg.CLASS_NAME, None)  # raises, naming any other model the folder holds
+    kb.prepare(precision)
+    files = ModelFiles(folder, names[0], XSeg.CLASS_NAME)
+    state = files.read_state()
+    model = XSeg(files, saved_options(files, XSeg, state.meta), training=False)
+    model.load(state)
+    return XSegMasker(model)

@@ -1,0 +1,100 @@
+"""XSeg training samples: which faces train, their targets, and DFL's XSeg augmentation.
+
+A labelled face (include polygons in its metadata) trains on its labels. An unlabelled face, in
+generic mode, trains on a target the program makes: its landmark hull minus synthetic occluders
+pasted over it (`models.xseg_targets.occlude`). Then, as DFL's XSeg sample generator does: half the
+time the background comes from another face, random warp + affine + flip of face and target alike,
+a binary target, an HSV shift, and now and then blur, a down/up resize or JPEG compression.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+
+from core import log
+from core.warp import gen_warp_params, warp_image
+from facelib.masks import has_include_polygon, hull_mask
+from faceset.face_file import meta_from_jpeg_bytes
+
+BACKGROUND_CHANCE = 0.5  # DFL: half the samples get another face's background
+HSV_POWER = 0.3
+EFFECT_CHANCE = 0.25  # blur, down/up resize and JPEG each fire this often (DFL)
+
+
+def xseg_masks(meta: Any, shape_hw: tuple[int, int]) -> tuple[np.ndarray, bool]:
+    """(H, W, 2) float32 [label target (zeros without labels), landmark hull], and whether the face is
+    labelled; both channels in the aligned face's pixels, cropped and resized with the face."""
+    from models.xseg_targets import labelled_target
+    h, w = shape_hw
+    label = labelled_target(meta, h) if meta.seg_ie_polys else None
+    if label is not None and label.shape != (h, w):
+        label = cv2.resize(label.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    hull = hull_mask((h, w), meta.landmarks, meta.eyebrows_expand_mod)
+    first = np.zeros((h, w), np.float32) if label is None else np.clip(label, 0.0, 1.0).astype(np.float32)
+    return np.dstack([first, hull]), label is not None
+
+
+def _is_labelled(rec: Any) -> bool:
+    meta = meta_from_jpeg_bytes(rec.read_bytes(), rec.where)
+    return meta is not None and has_include_polygon(meta.seg_ie_polys)
+
+
+def select_faces(records: Sequence[Any], spec: Any, side: str) -> tuple[list, Any]:
+    """The faces one side trains on, and its spec: with `generic`, all of them (labels take precedence
+    where present); else the labelled ones; a faceset without any labels trains on generic targets
+    (said in one line) instead of stopping as DFL does ("No segmented faces found")."""
+    records = list(records)
+    labelled = [r for r in records if _is_labelled(r)]
+    if spec.generic:
+        log.info(f"XSeg {side}: {len(labelled)} labelled faces (their labels are used) and "
+                 f"{len(records) - len(labelled)} on generic (program-made) targets")
+        return records, spec
+    if labelled:
+        log.info(f"XSeg {side}: training on {len(labelled)} labelled faces of {len(records)}")
+        return labelled, spec
+    log.info(f"XSeg {side}: no labelled faces: training on generic (program-made) targets, the face hull "
+             f"minus synthetic occluders")
+    return records, dataclasses.replace(spec, generic=True)
+
+
+def _effects(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Camera-like damage on a uint8 face, each with EFFECT_CHANCE: blur, a down/up resize, JPEG."""
+    res = img.shape[0]
+    if rng.random() < EFFECT_CHANCE:
+        img = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.5, 2.0)))
+    if rng.random() < EFFECT_CHANCE:
+        small = max(8, int(res * rng.uniform(0.25, 0.75)))
+        how = cv2.INTER_NEAREST if rng.random() < 0.5 else cv2.INTER_LINEAR
+        img = cv2.resize(cv2.resize(img, (small, small), interpolation=cv2.INTER_AREA), (res, res), interpolation=how)
+    if rng.random() < EFFECT_CHANCE:
+        ok, data = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(20, 90))])
+        if ok:
+            img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    return img
+
+
+def xseg_sample_into(out: Any, k: int, face: Any, donor: Any, spec: Any, rng: np.random.Generator) -> None:
+    """Sample `k` of a Batch: `warped` and `target` the augmented face, `mask` its binary target."""
+    from models.augment import _hsv_shift, _to_float
+    from models.xseg_targets import occlude, paste_background
+    img = face.image
+    if face.labelled:
+        target = face.masks[..., 0].astype(np.float32) / 255.0
+    else:
+        region = face.masks[..., 1].astype(np.float32) / 255.0
+        img, target = occlude(img, region, rng, donors=(donor.image,))
+    if rng.random() < BACKGROUND_CHANCE:
+        img = paste_background(img, target, donor.image, rng)
+    params = gen_warp_params(spec.resolution, rng, flip=spec.random_flip, scale_range=spec.scale_range)
+    img = warp_image(img, params, warp=spec.random_warp, transform=True, border_replicate=True)
+    target = warp_image(np.asarray(target, np.float32), params, warp=spec.random_warp, transform=True,
+                        border_replicate=False, interpolation=cv2.INTER_LINEAR)
+    img = _effects(np.ascontiguousarray(img), rng)
+    face_f = _hsv_shift(_to_float(img), rng, HSV_POWER)
+    out.warped[k] = face_f
+    out.target[k] = face_f
+    out.mask[k, ..., 0] = (target > 0.5).astype(np.float32)
+    out.em_mask[k] = 0.0
