@@ -16,6 +16,7 @@ import numpy as np
 
 from core import log
 from core.errors import UserError
+from core.keys import KeyReader
 from facelib.masks import polygons_mask
 from mainscripts.xseg_editor_session import KEYS, MOUSE_HELP, WINDOW_NAME, EditorSession, open_faces
 from mainscripts.xseg_editor_state import EXCLUDE, KIND_NAMES, View
@@ -30,38 +31,6 @@ SCHEME_COLOURS = {0: ((40, 40, 255), (255, 160, 40)), 1: ((40, 230, 40), (230, 6
                   2: ((255, 90, 30), (30, 230, 255))}
 TRAINED_COLOUR = (255, 255, 0)  # cyan tint for the trained mask overlay
 _SHIFT_PREC = 4  # sub-pixel bits for drawing polygons
-
-
-# --- keys ----------------------------------------------------------------------------------------
-
-_NAMED = {9: "tab", 0xFF09: "tab", 27: "esc", 0xFF1B: "esc", 13: "enter", 10: "enter", 0xFF0D: "enter",
-          0xFF8D: "enter", 8: "backspace", 0xFF08: "backspace", 0xFFFF: "delete", 0x2E0000: "delete",
-          26: "ctrl+z", 25: "ctrl+y", 4: "ctrl+d", 1: "ctrl+a"}
-_SHIFTED = {"`": "~", "[": "{", "]": "}"}
-
-
-class KeyDecoder:
-    """waitKeyEx codes to key names ('D' is Shift+D). OpenCV's Qt backend reports Shift as its own
-    press before a lower-case letter, so a Shift press makes the next key a shifted one; Win32 and
-    Ctrl codes (Ctrl+Z = 26) arrive directly."""
-
-    def __init__(self) -> None:
-        self.shift = False
-
-    def read(self, code: int) -> str | None:
-        if code is None or code < 0:
-            return None
-        if code in (0xFFE1, 0xFFE2):
-            self.shift = True
-            return None
-        name = _NAMED.get(code)
-        if name is None:
-            low = code & 0xFFFF if code > 0xFFFF else code
-            name = chr(low) if 32 <= low < 127 else None
-        if name is not None and self.shift and len(name) == 1:
-            name = name.upper() if name.isalpha() else _SHIFTED.get(name, name)
-        self.shift = False
-        return name
 
 
 # --- drawing -------------------------------------------------------------------------------------
@@ -193,7 +162,7 @@ def _window_open() -> bool:
 
 def edit(session: EditorSession) -> None:
     """Show the editor until Esc or the window is closed; the face on screen is saved on the way out."""
-    mouse, keys = _Mouse(), KeyDecoder()
+    mouse, keys = _Mouse(), KeyReader()
     cv2.namedWindow(WINDOW_NAME, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
     cv2.setMouseCallback(WINDOW_NAME, mouse.callback)
     help_img = help_image()

@@ -17,6 +17,7 @@ import numpy as np
 from core import log
 from core.display import WINDOW_WIDTH
 from core.image_io import read_image, write_image
+from core.keys import KeyReader
 from facelib.face_type import FaceType
 from merger.compose import FacePrediction, compose_frame
 from merger.config import KEY_HELP, MergeConfig, apply_key, is_setting_key
@@ -42,50 +43,6 @@ NAV_HELP: tuple[tuple[str, str], ...] = (
     ("- / =", "zoom out / in"),
     ("v", "checkerboard behind the mask"),
 )
-
-
-def decode_key(code: int) -> str | None:
-    """A waitKeyEx code as 'tab', 'esc', 'shift' or the character typed; None for other keys."""
-    if code is None or code < 0:
-        return None
-    if code in (9, 0xFF09):
-        return "tab"
-    if code in (27, 0xFF1B):
-        return "esc"
-    if code in (0xFFE1, 0xFFE2):
-        return "shift"
-    if code > 0xFFFF:
-        code &= 0xFFFF
-    if 32 <= code < 127:
-        return chr(code)
-    return None
-
-
-_SHIFTED = {",": "<", ".": ">", "/": "?", ";": ":", "`": "~"}
-
-
-class KeyReader:
-    """Turns waitKeyEx codes into the characters DFL's key map expects, Shift included.
-
-    OpenCV's Qt backend reports Shift+E as a Shift press followed by a lower-case 'e' (it drops the
-    case), so a Shift press makes the next key a shifted one. Backends that report 'E' directly
-    work as they are. Holding Shift for several presses under Qt shifts only the first one.
-    """
-
-    def __init__(self) -> None:
-        self.shift = False
-
-    def read(self, code: int) -> str | None:
-        key = decode_key(code)
-        if key is None:
-            return None
-        if key == "shift":
-            self.shift = True
-            return None
-        if self.shift and len(key) == 1:
-            key = key.upper() if key.isalpha() else _SHIFTED.get(key, key)
-        self.shift = False
-        return key
 
 
 @dataclass

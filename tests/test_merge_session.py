@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import json
 
+from core.keys import KeyReader, decode_key
 from merger.config import MergeConfig
 from merger.session import load_session, new_session, session_path
-from merger.window import KeyReader, MergerController, decode_key
+from merger.window import MergerController
 
 NAMES = [f"{i:05d}.png" for i in range(1, 6)]
 

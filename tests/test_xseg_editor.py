@@ -310,8 +310,8 @@ def test_overlays_show_the_labels_mask_and_the_trained_mask(faces):
 
 
 def test_key_codes_become_dfl_key_names():
-    from mainscripts.xseg_editor import KeyDecoder
-    keys = KeyDecoder()
+    from core.keys import KeyReader
+    keys = KeyReader()
     # OpenCV's Qt backend: Shift arrives as its own press, then the lower-case letter.
     assert [keys.read(c) for c in (0xFFE1, ord("d"), ord("d"))] == [None, "D", "d"]
     assert [keys.read(c) for c in (0xFFFF, 8, 13, 9, 27, 26, -1)] == \
