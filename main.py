@@ -293,6 +293,9 @@ def _add_merge(sub: argparse._SubParsersAction, common: list[argparse.ArgumentPa
     p.add_argument("--force-model-name", default=None,
                    help="which saved model of this class to use when the folder holds several (no menu; without it "
                         "and without a terminal: the most recently saved)")
+    p.add_argument("--xseg-model-dir", default=None,
+                   help="folder of the trained XSeg model the XSeg mask modes use (default: --model-dir, where DFL "
+                        "keeps it); loaded only when such a mode is chosen")
     p.add_argument("--config", default=None, dest="config_path",
                    help="merge settings JSON (any subset of the settings; batch mode, one setting for all frames)")
     add_flags(p, merger_cli.RUN_OPTIONS, prefix="m_")  # --interactive/--no-interactive, --workers
@@ -302,7 +305,7 @@ def _add_merge(sub: argparse._SubParsersAction, common: list[argparse.ArgumentPa
     p.set_defaults(func=lambda a: merger_cli.merge(
         a.input_dir, a.output_dir, a.output_mask_dir, a.aligned_dir, a.model_dir, a.model_class,
         config_path=a.config_path, debug=getattr(a, "debug", False), model_name=a.force_model_name,
-        settings=flags_given(a, "m_")))
+        settings=flags_given(a, "m_"), xseg_model_dir=a.xseg_model_dir))
 
 
 def _add_xseg(sub: argparse._SubParsersAction, common: list[argparse.ArgumentParser]) -> None:

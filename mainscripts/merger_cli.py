@@ -25,6 +25,7 @@ from merger.config import MERGE_OPTIONS, MergeConfig, default_config, load_confi
 from merger.frames import FrameInfo, check_frame_sizes, collect_frames
 from merger.pipeline import output_paths, run_merge
 from merger.session import legacy_session_path, load_session, new_session, session_path
+from merger.xseg_masks import LazyMasker, Masker, needs_xseg
 
 CPU_ENV = {"CUDA_VISIBLE_DEVICES": "-1", "JAX_PLATFORMS": "cpu"}  # compositing workers never touch a GPU
 CORES = max(1, os.cpu_count() or 1)
@@ -45,6 +46,26 @@ def ask_settings(base: MergeConfig) -> MergeConfig:
     """DFL's console questions, once for all frames (batch mode with a terminal): each setting's prompt,
     range or choices and help come from its declaration in merger.config.MERGE_OPTIONS."""
     return base.replace(**resolve(MERGE_OPTIONS, base.to_dict(), {}, ask_overrides=True))
+
+
+def check_xseg_model(folder: Path, needed_by: str) -> None:
+    """An XSeg mask mode needs a trained XSeg model in `folder`: a UserError naming the folder when it has
+    none (cheap: no model code is imported). `needed_by` says which mode asks for it."""
+    from models.model_files import find_models
+    hint = f"needed by {needed_by}; train one with `train --model XSeg` or give --xseg-model-dir"
+    if not folder.is_dir():
+        raise UserError(f"XSeg model folder not found ({hint})", folder)
+    if not find_models(folder, "XSeg"):
+        raise UserError(f"no trained XSeg model in this folder ({hint})", folder)
+
+
+def load_xseg_model(folder: Path, needed_by: str) -> Masker:
+    """The XSeg model of `folder` (the most recently saved), checked first by check_xseg_model."""
+    check_xseg_model(folder, needed_by)
+    from models.xseg import load_xseg  # the model code is heavy: only when an XSeg mode is used
+    masker = load_xseg(folder)
+    log.info(f"XSeg model {getattr(masker, 'name', '?')!r} ({masker.resolution} px) from {folder}")
+    return masker
 
 
 def _stale_outputs(infos: list[FrameInfo], output_dir: Path) -> int:
@@ -71,7 +92,7 @@ def claim_outputs(output_dir: str | Path, mask_dir: str | Path, infos: list[Fram
 def merge(input_dir: str, output_dir: str, output_mask_dir: str, aligned_dir: str | None, model_dir: str,
           model_class: str, config_path: str | None = None, interactive: bool | None = None,
           workers: int | None = None, debug: bool = False, predictor=None, model_name: str | None = None,
-          settings: Mapping[str, Any] | None = None) -> int:
+          settings: Mapping[str, Any] | None = None, xseg_model_dir: str | None = None, xseg: Masker | None = None) -> int:
     """Merge every frame of `input_dir`; returns the number of frames written.
 
     `model_name` picks one of several models of `model_class` in `model_dir` (else: a menu on a
@@ -82,6 +103,8 @@ def merge(input_dir: str, output_dir: str, output_mask_dir: str, aligned_dir: st
     which replace `interactive` and `workers`; a bad one is a UserError naming its flag. `interactive` and
     `workers` are for callers in Python (workers=0 composites in this process). Left out, both are asked
     on a terminal (DFL's questions), else batch mode with default_worker_count() workers.
+    The XSeg mask modes use the XSeg model of `xseg_model_dir` (default: `model_dir`, where DFL keeps it),
+    loaded only when a chosen mask mode needs it; `xseg` (a merger.xseg_masks.Masker) skips loading it.
     Every input is checked before the output folders are created.
     """
     flags = parse_flags(MERGE_OPTIONS, settings or {})  # a bad flag is an error before anything is read
@@ -103,8 +126,11 @@ def merge(input_dir: str, output_dir: str, output_mask_dir: str, aligned_dir: st
         model_name = choose_saved_model(Path(model_dir), model_class, model_name)
     else:
         model_name = model_name or getattr(getattr(predictor, "files", None), "name", None) or "new"
-    if config_path is not None:
-        load_config(config_path)  # a bad file is an error before anything is written
+    chosen = load_config(config_path) if config_path is not None else None  # a bad file: an error before any write
+    xseg_dir = Path(xseg_model_dir or model_dir)
+    mask_mode = flags.get("mask_mode") or (chosen.mask_mode if chosen else None)
+    if not interactive and xseg is None and mask_mode and needs_xseg(mask_mode):
+        check_xseg_model(xseg_dir, f"mask mode {mask_mode}")  # before the output folders are made
 
     with claim_outputs(output_dir, output_mask_dir, infos) as (out_dir, mask_dir):
         if predictor is None:
@@ -112,22 +138,29 @@ def merge(input_dir: str, output_dir: str, output_mask_dir: str, aligned_dir: st
             predictor = load_predictor(Path(model_dir), model_class, model_name)
             log.info(f"Model {model_name!r} ({model_class}) at iteration {int(getattr(predictor, 'iteration', 0))}")
         return _merge_into(infos, predictor, out_dir, mask_dir, Path(model_dir), model_class, model_name,
-                           input_dir, config_path, interactive, workers, debug, flags)
+                           input_dir, config_path, interactive, workers, debug, flags, xseg_dir, xseg)
 
 
 def _merge_into(infos: list[FrameInfo], predictor, out_dir: Path, mask_dir: Path, model_dir: Path, model_class: str,
                 model_name: str, input_dir: str, config_path: str | None, interactive: bool, workers: int | None,
-                debug: bool, flags: Mapping[str, Any] | None = None) -> int:
+                debug: bool, flags: Mapping[str, Any] | None = None, xseg_dir: Path | None = None,
+                xseg: Masker | None = None) -> int:
+    xseg_dir = xseg_dir or model_dir
     base = default_config(getattr(predictor, "default_mode", None))
     cfg = load_config(config_path, base) if config_path is not None else None
     if flags:  # the command line wins over the config file
         cfg = (cfg or base).replace(**flags)
 
     if interactive:
-        return _interactive(infos, predictor, cfg or base, model_dir, model_class, model_name, out_dir, mask_dir)
+        def load_xseg() -> Masker:
+            return xseg if xseg is not None else load_xseg_model(xseg_dir, "the XSeg mask modes")
+        return _interactive(infos, predictor, cfg or base, model_dir, model_class, model_name, out_dir, mask_dir,
+                            LazyMasker(load_xseg))
 
     if cfg is None:
         cfg = ask_settings(base) if interact.is_interactive() else base
+    if needs_xseg(cfg.mask_mode) and xseg is None:
+        xseg = load_xseg_model(xseg_dir, f"mask mode {cfg.mask_mode}")  # before any frame is written
     if workers is None:  # the prompt on a terminal, else the default (said in the log)
         workers = WORKERS_OPTION.ask(WORKERS_OPTION.default)
     stale = _stale_outputs(infos, out_dir)
@@ -135,7 +168,7 @@ def _merge_into(infos: list[FrameInfo], predictor, out_dir: Path, mask_dir: Path
         log.warning(f"{out_dir}: {stale} PNG file(s) there are not frames of {input_dir} (left as they are)")
     log.info("Settings for all frames:\n" + cfg.describe())
     summary = run_merge(infos, cfg, predictor, out_dir, mask_dir, workers=workers, debug=debug,
-                        worker_envs=[CPU_ENV])
+                        worker_envs=[CPU_ENV], xseg=xseg if needs_xseg(cfg.mask_mode) else None)
     if summary.failed:
         name, why = summary.failed[0]
         raise UserError(f"{len(summary.failed)} of {len(infos)} frames could not be merged (first: {name}: {why})", out_dir)
@@ -164,7 +197,7 @@ def _require_display() -> None:
 
 
 def _interactive(infos: list[FrameInfo], predictor, cfg: MergeConfig, model_dir: Path, model_class: str,
-                 model_name: str, out_dir: Path, mask_dir: Path) -> int:
+                 model_name: str, out_dir: Path, mask_dir: Path, xseg: LazyMasker | None = None) -> int:
     from merger.window import run_window  # opens a display: imported only for interactive runs
 
     names = [i.path.name for i in infos]
@@ -189,7 +222,7 @@ def _interactive(infos: list[FrameInfo], predictor, cfg: MergeConfig, model_dir:
         if remaining:
             session.current = min(session.current, remaining[0])
         log.info(f"Saved session: {len(infos) - len(remaining)} of {len(infos)} frames merged")
-    run_window(infos, predictor, session, out_dir, mask_dir)
+    run_window(infos, predictor, session, out_dir, mask_dir, xseg=xseg)
     done = len(infos) - len(session.remaining)
     log.info(f"Session saved to {path}: {done} of {len(infos)} frames merged")
     return done

@@ -352,8 +352,9 @@ def train(s: TrainSettings) -> None:
     src_spec, dst_spec = model.sample_specs()
     if src_spec.target == "xseg":  # labelled faces, or generic targets where a side has no labels
         from models.xseg_samples import select_faces
-        src_faces, src_spec = select_faces(src_faces, src_spec, "src")
-        dst_faces, dst_spec = select_faces(dst_faces, dst_spec, "dst")
+        warned: set[str] = set()  # a face on both sides (one faceset for src and dst) is named once
+        src_faces, src_spec = select_faces(src_faces, src_spec, "src", warned)
+        dst_faces, dst_spec = select_faces(dst_faces, dst_spec, "dst", warned)
     preview = _preview_faces(model, src_faces, dst_faces, (src_spec, dst_spec))
     console = Console()
     print(model.summary_text(), end="")

@@ -17,6 +17,7 @@ import dataclasses
 from pathlib import Path
 from typing import Callable, Protocol
 
+import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -24,6 +25,8 @@ from core import interact, log
 from core.errors import UserError
 from core.fileio import atomic_write_bytes, ensure_writable_dir, remove_stale_partials, require_dir
 from core.folder_lock import FolderLock
+from facelib.crop import Crop, CropSpec
+from facelib.face_type import FaceType
 from facelib.seg_polys import count_labels, has_labels, label_problems
 from faceset.faceset import FACE_EXTENSIONS, Face, Faceset
 from faceset.meta import FaceMeta
@@ -36,6 +39,7 @@ class Masker(Protocol):
     """What `apply` needs of a trained XSeg model (models.xseg.load_xseg returns one)."""
 
     resolution: int
+    face_type: FaceType | None  # the crop it was trained on; None: any (faces are masked as they are)
 
     def masks(self, faces: np.ndarray) -> np.ndarray: ...
 
@@ -206,7 +210,9 @@ def apply_masks(input_dir: str | Path, model_dir: str | Path | None, masker: Mas
     """Bake the trained XSeg model's mask (binarised at 0.5, at the face's size) into every face.
 
     Faces are decoded `batch` at a time and grouped by size for the masker; each face's metadata is
-    replaced atomically as soon as its mask is ready. Labels and everything else are kept.
+    replaced atomically as soon as its mask is ready. Labels and everything else are kept. A face of
+    another face type than the model's is re-cropped to the model's type first and its mask warped
+    back, as DFL's apply does (a whole-face model on a head faceset masks the whole-face part only).
     """
     faceset = open_faceset(input_dir)
     faceset.require_folder("xseg apply")
@@ -233,7 +239,7 @@ def apply_masks(input_dir: str | Path, model_dir: str | Path | None, masker: Mas
 
 def _apply_chunk(faceset: Faceset, chunk: list[Face], masker: Masker, problems: _Problems,
                  model_dir: str | Path | None) -> int:
-    by_size: dict[tuple[int, ...], list[tuple[Face, np.ndarray, FaceMeta]]] = {}
+    by_size: dict[tuple[int, ...], list[tuple[Face, np.ndarray, FaceMeta, Crop | None]]] = {}
     for face in chunk:
         if read_meta(face, problems) is None:
             continue
@@ -246,18 +252,39 @@ def _apply_chunk(faceset: Faceset, chunk: list[Face], masker: Masker, problems: 
         if problem is not None:
             problems.add(face, problem)
             continue
-        by_size.setdefault(image.shape, []).append((face, image, meta))
+        try:
+            crop = model_crop(meta, image.shape, masker.face_type)
+        except (ValueError, np.linalg.LinAlgError) as e:  # landmarks all at one point, not finite...
+            problems.add(face, f"cannot re-crop the face to the model's face type ({e})")
+            continue
+        if crop is not None:
+            image = crop.warp(image, cv2.INTER_CUBIC)
+        by_size.setdefault(image.shape, []).append((face, image, meta, crop))
     n = 0
     for shape, items in by_size.items():
-        masks = np.asarray(masker.masks(np.stack([image for _, image, _ in items])))
+        masks = np.asarray(masker.masks(np.stack([image for _, image, _, _ in items])))
         if masks.shape != (len(items), *shape[:2]):
             raise UserError(f"the XSeg model returned masks of shape {masks.shape} for {len(items)} faces of "
                             f"{shape[1]}x{shape[0]} px (expected {(len(items), *shape[:2])})", model_dir)
-        for (face, _, meta), mask in zip(items, masks):
-            baked = (np.nan_to_num(mask, nan=0.0) >= MASK_THRESHOLD).astype(np.float32)
+        for (face, _, meta, crop), mask in zip(items, masks):
+            mask = np.nan_to_num(np.asarray(mask, np.float32), nan=0.0)
+            if crop is not None:  # back from the model's crop into the face's own pixels; outside it: not face
+                mask = cv2.warpAffine(mask, crop.mat, (shape[1], shape[0]), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR,
+                                      borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+            baked = (mask >= MASK_THRESHOLD).astype(np.float32)
             faceset.write_meta(face, dataclasses.replace(meta, xseg_mask=baked))
             n += 1
     return n
+
+
+def model_crop(meta: FaceMeta, shape: tuple[int, ...], model_type: FaceType | None) -> Crop | None:
+    """The model's crop of this face (a square of the face's width, in the face's pixels) when the face
+    is of another type than the model's; None when it can be masked as it is. From the face's own
+    landmarks: the same alignment as from the source landmarks (DFL's way), composed with the face's
+    crop, and the one the XSeg trainer re-crops with."""
+    if model_type is None or meta.face_type == model_type:
+        return None
+    return CropSpec(int(shape[1]), FaceType(model_type)).of(meta.landmarks)
 
 
 # --- export, editor ------------------------------------------------------------------------------------

@@ -43,6 +43,8 @@ class FacePrediction:
     face: np.ndarray  # (R, R, 3) float32 BGR 0..1
     src_mask: np.ndarray  # (R, R) float32 0..1, learned-prd
     dst_mask: np.ndarray  # (R, R) float32 0..1, learned-dst
+    xseg_prd: np.ndarray | None = None  # (R, R) float32 0..1, XSeg-prd: made only for the XSeg mask modes
+    xseg_dst: np.ndarray | None = None  # (R, R) float32 0..1, XSeg-dst (see merger.xseg_masks)
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ def face_mask(fp: FacePrediction, cfg: MergeConfig, crops: FaceCrops) -> CropMas
     R = crops.resolution
     hull = mask_ops.dst_hull(np.asarray(fp.landmarks, np.float64), crops.face) if cfg.mask_mode == "dst" else None
     raw = mask_ops.select_mask(cfg.mask_mode, np.asarray(fp.src_mask, np.float32).reshape(R, R),
-                               np.asarray(fp.dst_mask, np.float32).reshape(R, R), hull)
+                               np.asarray(fp.dst_mask, np.float32).reshape(R, R), hull, fp.xseg_prd, fp.xseg_dst)
     sub = mask_ops.to_subres(raw, R)
     if cfg.mode not in RAW_MODES:
         sub = mask_ops.post_process(sub, R, cfg.erode, cfg.blur)

@@ -18,7 +18,8 @@ from core.settings import Option, parse_dict
 MODES = ("original", "overlay", "hist-match", "seamless", "seamless-hist-match", "raw-rgb", "raw-predict")
 MODE_KEYS = {"`": "original", "1": "overlay", "2": "hist-match", "3": "seamless", "4": "seamless-hist-match",
              "5": "raw-rgb", "6": "raw-predict"}
-MASK_MODES = ("full", "dst", "learned-prd", "learned-dst", "learned-prd*learned-dst", "learned-prd+learned-dst")
+MASK_MODES = ("full", "dst", "learned-prd", "learned-dst", "learned-prd*learned-dst", "learned-prd+learned-dst",
+              "XSeg-prd", "XSeg-dst", "XSeg-prd*XSeg-dst", "learned-prd*learned-dst*XSeg-prd*XSeg-dst")  # DFL's order
 COLOR_TRANSFER_MODES = ("none", "rct", "lct", "mkl", "mkl-m", "idt", "idt-m", "sot-m", "mix-m")
 SHARPEN_MODES = ("none", "box", "gaussian")
 HIST_MATCH_MODES = ("hist-match", "seamless-hist-match")
@@ -38,8 +39,10 @@ MERGE_OPTIONS: tuple[Option, ...] = (
           "Histogram matching threshold of the hist-match modes.", ask_if=lambda o: o.get("mode") in HIST_MATCH_MODES),
     Option("masked_hist_match", True, "Match histograms inside the face mask only (hist-match mode).",
            "Masked hist match?", "bool", ask_if=lambda o: o.get("mode") == "hist-match"),
-    Option("mask_mode", "learned-prd*learned-dst", "Which mask blends the face: full square, dst hull, or the "
-           "model's learned masks of the predicted and/or dst face.", "Mask mode", choices=MASK_MODES),
+    Option("mask_mode", "learned-prd*learned-dst", "Which mask blends the face: full square, dst hull, the "
+           "model's learned masks of the predicted and/or dst face, or a trained XSeg model's masks of them "
+           "(XSeg-dst uses the dst face's baked mask when it has one; see --xseg-model-dir).", "Mask mode",
+           choices=MASK_MODES),
     _knob("erode", 0, -400, 400, "Choose erode mask modifier",
           "Erode (>0) or dilate (<0) the mask, pixels at 4x model resolution."),
     _knob("blur", 0, 0, 400, "Choose blur mask modifier", "Feather the mask edge, pixels at 4x model resolution."),

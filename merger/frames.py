@@ -17,19 +17,26 @@ from core.errors import UserError
 from core.fileio import list_images, require_dir
 from faceset.faceset import Faceset
 from merger.compose import Motion, motion_between
+from merger.xseg_masks import BakedMask
 
 
 @dataclass
 class FrameInfo:
-    """One dst frame: its file, the landmarks (frame pixels) of each face to merge, its motion."""
+    """One dst frame: its file, the landmarks (frame pixels) of each face to merge, its motion, and each
+    face's baked XSeg mask (None for a face without one; XSeg-dst uses it)."""
 
     path: Path
     landmarks: list[np.ndarray] = field(default_factory=list)
     motion: Motion = field(default_factory=Motion)
+    baked_masks: list[BakedMask | None] = field(default_factory=list)  # face j's, when j < len
 
     @property
     def name(self) -> str:
         return self.path.name
+
+    def baked_mask(self, j: int) -> BakedMask | None:
+        """Face j's baked XSeg mask, or None."""
+        return self.baked_masks[j] if j < len(self.baked_masks) else None
 
 
 def _aligned_metas(aligned_dir: Path) -> list[tuple[str, object]]:
@@ -66,6 +73,8 @@ def collect_frames(input_dir: str | Path, aligned_dir: str | Path) -> list[Frame
             missing.append((name, meta.source_filename))
             continue
         info.landmarks.append(np.asarray(meta.source_landmarks, np.float64))
+        baked = getattr(meta, "xseg_mask", None)
+        info.baked_masks.append(None if baked is None else BakedMask.from_array(baked, meta.face_type))
     if no_meta:
         log.warning(f"{aligned_dir}: {len(no_meta)} file(s) without face metadata or frame landmarks skipped "
                     f"(e.g. {no_meta[0]})")

@@ -20,12 +20,19 @@ def dst_hull(landmarks: np.ndarray, crop: Crop) -> np.ndarray:
     return hull_mask((crop.size, crop.size), crop.to_face(landmarks))
 
 
-def select_mask(mask_mode: str, src_mask: np.ndarray, dst_mask: np.ndarray, hull: np.ndarray | None) -> np.ndarray:
+def select_mask(mask_mode: str, src_mask: np.ndarray, dst_mask: np.ndarray, hull: np.ndarray | None,
+                xseg_prd: np.ndarray | None = None, xseg_dst: np.ndarray | None = None) -> np.ndarray:
     """The raw mask of `mask_mode` (crop pixels, float32 0..1), noise zeroed.
 
     src_mask / dst_mask: the model's learned masks (src decoder = "prd", dst decoder = "dst");
-    hull: the dst landmark hull, needed only for mask_mode "dst".
+    hull: the dst landmark hull, needed only for mask_mode "dst"; xseg_prd / xseg_dst: the XSeg masks of
+    the predicted and the dst face (merger.xseg_masks), needed only by the XSeg modes.
     """
+    def xseg(mask: np.ndarray | None, which: str) -> np.ndarray:
+        if mask is None:
+            raise ValueError(f"mask mode '{mask_mode}' needs the {which} mask")
+        return np.asarray(mask, np.float32).reshape(src_mask.shape)
+
     if mask_mode == "full":
         mask = np.ones_like(src_mask, dtype=np.float32)
     elif mask_mode == "dst":
@@ -40,6 +47,14 @@ def select_mask(mask_mode: str, src_mask: np.ndarray, dst_mask: np.ndarray, hull
         mask = src_mask * dst_mask
     elif mask_mode == "learned-prd+learned-dst":
         mask = src_mask + dst_mask
+    elif mask_mode == "XSeg-prd":
+        mask = xseg(xseg_prd, "XSeg-prd")
+    elif mask_mode == "XSeg-dst":
+        mask = xseg(xseg_dst, "XSeg-dst")
+    elif mask_mode == "XSeg-prd*XSeg-dst":
+        mask = xseg(xseg_prd, "XSeg-prd") * xseg(xseg_dst, "XSeg-dst")
+    elif mask_mode == "learned-prd*learned-dst*XSeg-prd*XSeg-dst":
+        mask = src_mask * dst_mask * xseg(xseg_prd, "XSeg-prd") * xseg(xseg_dst, "XSeg-dst")
     else:
         raise ValueError(f"unknown mask mode '{mask_mode}'")
     mask = np.clip(mask.astype(np.float32), 0.0, 1.0)

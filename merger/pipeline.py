@@ -24,6 +24,7 @@ from facelib.face_type import FaceType
 from merger.compose import FacePrediction, Motion, compose_frame, crop_for_model
 from merger.config import MergeConfig
 from merger.frames import FrameInfo
+from merger.xseg_masks import BakedMask, Masker, XSegNeed, fill_xseg
 
 
 @dataclass
@@ -102,17 +103,22 @@ def model_crop(predictor) -> CropSpec:
 
 
 def predict_faces(predictor, frame: np.ndarray | list[np.ndarray], landmarks: list[list[np.ndarray]] | list[np.ndarray],
-                  ) -> list[list[FacePrediction]]:
-    """Run the model once over every face of one or several frames; predictions grouped per frame."""
+                  xseg: Masker | None = None, need: XSegNeed = XSegNeed(),
+                  baked: list[list[BakedMask | None]] | list[BakedMask | None] | None = None) -> list[list[FacePrediction]]:
+    """Run the model once over every face of one or several frames; predictions grouped per frame.
+
+    With `need`, the XSeg masks it names are made too (`merger.xseg_masks.fill_xseg`, one `xseg` call per
+    kind for all faces); `baked`: each face's baked mask or None, grouped like `landmarks`."""
     frames = frame if isinstance(frame, list) else [frame]
     lms = landmarks if isinstance(frame, list) else [landmarks]
+    bakes = (baked if isinstance(frame, list) else [baked]) if baked is not None else [[] for _ in frames]
     spec = model_crop(predictor)
     R = spec.size
     crops, owners = [], []
-    for k, (img, face_lms) in enumerate(zip(frames, lms)):
-        for lm in face_lms:
+    for k, (img, face_lms, face_bakes) in enumerate(zip(frames, lms, bakes)):
+        for j, lm in enumerate(face_lms):
             crops.append(crop_for_model(img, lm, R, spec.face_type))
-            owners.append((k, lm))
+            owners.append((k, lm, face_bakes[j] if j < len(face_bakes) else None))
     out: list[list[FacePrediction]] = [[] for _ in frames]
     if not crops:
         return out
@@ -123,15 +129,19 @@ def predict_faces(predictor, frame: np.ndarray | list[np.ndarray], landmarks: li
     dst_mask = np.asarray(pred.dst_mask, np.float32).reshape(n, R, R)
     if face.shape != (n, R, R, 3):
         raise ValueError(f"the model returned faces of shape {face.shape}, expected {(n, R, R, 3)}")
-    for j, (k, lm) in enumerate(owners):
-        out[k].append(FacePrediction(lm, face[j], src_mask[j], dst_mask[j]))
+    faces = [FacePrediction(lm, face[j], src_mask[j], dst_mask[j]) for j, (_, lm, _) in enumerate(owners)]
+    if need:
+        fill_xseg(faces, [frames[k] for k, _, _ in owners], [b for _, _, b in owners], xseg, need, spec)
+    for fp, (k, _, _) in zip(faces, owners):
+        out[k].append(fp)
     return out
 
 
 def predict_batches(infos: list[FrameInfo], cfg_of: Callable[[int], MergeConfig], predictor, output_dir: Path,
-                    mask_dir: Path, batch: int = 8) -> Iterator[list[MergeJob]]:
+                    mask_dir: Path, batch: int = 8, xseg: Masker | None = None) -> Iterator[list[MergeJob]]:
     """The merge jobs, `batch` frames at a time: read the frames that have faces, run the model once
-    over all their faces (`predict_faces`), and yield the batch's jobs in frame order."""
+    over all their faces (`predict_faces`, with the XSeg masks the batch's mask modes need), and yield
+    the batch's jobs in frame order."""
     output_dir, mask_dir = Path(output_dir), Path(mask_dir)
     spec = model_crop(predictor)
     # Decoding releases the GIL: a couple of threads keep a large-frame decode from stalling the pool.
@@ -140,7 +150,9 @@ def predict_batches(infos: list[FrameInfo], cfg_of: Callable[[int], MergeConfig]
             idx = list(range(start, min(len(infos), start + max(1, batch))))
             frames = list(readers.map(lambda k: read_image(infos[k].path) if infos[k].landmarks else None, idx))
             with_faces = [n for n, f in enumerate(frames) if f is not None]
-            preds = predict_faces(predictor, [frames[n] for n in with_faces], [infos[idx[n]].landmarks for n in with_faces])
+            need = XSegNeed.of(cfg_of(idx[n]).mask_mode for n in with_faces)
+            preds = predict_faces(predictor, [frames[n] for n in with_faces], [infos[idx[n]].landmarks for n in with_faces],
+                                  xseg, need, [infos[idx[n]].baked_masks for n in with_faces])
             faces_of = dict(zip(with_faces, preds))
             jobs = []
             for n, k in enumerate(idx):
@@ -244,8 +256,11 @@ class MergeSummary:
 
 def run_merge(infos: list[FrameInfo], cfg: MergeConfig | Sequence[MergeConfig], predictor, output_dir: Path,
               mask_dir: Path, workers: int, batch: int = 8, progress: bool = True, debug: bool = False,
-              on_done: Callable[[int], None] | None = None, worker_envs: Sequence[dict] | None = None) -> MergeSummary:
+              on_done: Callable[[int], None] | None = None, worker_envs: Sequence[dict] | None = None,
+              xseg: Masker | None = None) -> MergeSummary:
     """Merge every frame of `infos` with `cfg` (one for all, or one per frame) into the folders.
+
+    `xseg`: the XSeg model, needed when a config's mask mode is an XSeg one (run here, beside the model).
 
     `workers=0` composites in this process. Failed frames are reported by name and the rest go on,
     except a frame that cannot be written: that raises a UserError naming the file (the disk is full).
@@ -257,7 +272,8 @@ def run_merge(infos: list[FrameInfo], cfg: MergeConfig | Sequence[MergeConfig], 
     batch = max(1, batch)
     feed = JobFeed(len(infos), ahead=batch)
     model_loop = threading.Thread(target=feed_jobs, name="merge-predict", daemon=True,
-                                  args=(feed, predict_batches(infos, cfg_of, predictor, output_dir, mask_dir, batch), batch))
+                                  args=(feed, predict_batches(infos, cfg_of, predictor, output_dir, mask_dir, batch, xseg),
+                                        batch))
     model_loop.start()
     merged, failed, peak = 0, [], 0.0
     results = run_pool(merge_worker, feed, workers=workers, name_of=lambda j: j.frame_path.name,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -20,10 +21,11 @@ from core.image_io import read_image, write_image
 from core.keys import KeyReader
 from facelib.face_type import FaceType
 from merger.compose import FacePrediction, compose_frame
-from merger.config import KEY_HELP, MergeConfig, apply_key, is_setting_key
+from merger.config import CHOICES, KEY_HELP, MergeConfig, apply_key, is_setting_key
 from merger.frames import FrameInfo
-from merger.pipeline import output_paths, predict_faces
+from merger.pipeline import model_crop, output_paths, predict_faces
 from merger.session import MergeSession
+from merger.xseg_masks import LazyMasker, XSegNeed, fill_xseg, needs_xseg
 
 WINDOW_NAME = "Merger"
 PREVIEW_WIDTH = WINDOW_WIDTH  # DFL's initial preview width
@@ -55,12 +57,16 @@ class ViewState:
 
 
 class MergerController:
-    """What each key does to the session and the view (no drawing, no model)."""
+    """What each key does to the session and the view (no drawing, no model). `mask_mode_ok` says whether
+    a mask mode can be used (the XSeg ones need an XSeg model): `x` skips those that cannot."""
 
-    def __init__(self, session: MergeSession, default_mode: str = "overlay"):
+    def __init__(self, session: MergeSession, default_mode: str = "overlay",
+                 mask_mode_ok: Callable[[str], bool] = lambda mode: True):
         self.session = session
         self.view = ViewState()
         self.default_mode = default_mode
+        self.mask_mode_ok = mask_mode_ok
+        self.note = ""  # shown at the end of the title (e.g. why the XSeg modes are skipped)
         self.n = len(session.frame_names)
         session.materialise(session.current)
 
@@ -89,7 +95,12 @@ class MergerController:
         elif key == "esc":
             v.quit = True
         elif is_setting_key(key):
-            s.set_config(self.index, apply_key(self.cfg, key, self.default_mode))
+            cfg = apply_key(self.cfg, key, self.default_mode)
+            for _ in CHOICES["mask_mode"]:  # x: past the modes that cannot be used (at most once round)
+                if key != "x" or self.mask_mode_ok(cfg.mask_mode):
+                    break
+                cfg = apply_key(cfg, key, self.default_mode)
+            s.set_config(self.index, cfg)
         elif key == ",":
             self._go(self.index - 1)
         elif key == "<":
@@ -126,6 +137,12 @@ class MergerController:
         if key != "tab" and key != "esc" and v.show_help and key in (",", ".", "<", ">", "/", "m", "M"):
             v.show_help = False  # navigating means the user wants to see frames
 
+    def make_usable(self) -> None:
+        """A frame whose mask mode cannot be used (an XSeg mode without an XSeg model, e.g. from a saved
+        session) gets the next mode that can, as `x` would choose."""
+        if not self.mask_mode_ok(self.cfg.mask_mode):
+            self.on_key("x")
+
     def auto_step(self) -> bool:
         """One step of 'process all remaining': move to the next frame; False when at the end."""
         if self.index + 1 >= self.n:
@@ -150,15 +167,20 @@ class MergerController:
             text += " auto"
         if self.view.show_help:
             text += " - help"
+        if self.note:
+            text += f" - {self.note}"
         return text
 
 
 class FrameMerger:
     """Merges one frame at a time in this process; model predictions are cached per frame, so
-    changing a setting only re-composites."""
+    changing a setting only re-composites. XSeg masks are made the first time a frame's mask mode
+    needs them (with `xseg`, loaded then), and cached with the predictions."""
 
-    def __init__(self, infos: list[FrameInfo], predictor, output_dir: Path, mask_dir: Path, cache_frames: int = 8):
+    def __init__(self, infos: list[FrameInfo], predictor, output_dir: Path, mask_dir: Path, cache_frames: int = 8,
+                 xseg: LazyMasker | None = None):
         self.infos, self.predictor = infos, predictor
+        self.xseg = xseg or LazyMasker(None)
         self.output_dir, self.mask_dir = Path(output_dir), Path(mask_dir)
         self._cache: dict[int, tuple[np.ndarray, list[FacePrediction]]] = {}
         self._order: list[int] = []
@@ -175,8 +197,16 @@ class FrameMerger:
                 self._cache.pop(self._order.pop(0), None)
         return self._cache[i]
 
+    def xseg_ok(self, mask_mode: str) -> bool:
+        """Whether `mask_mode` can be used: an XSeg mode loads the XSeg model the first time it is asked."""
+        return not needs_xseg(mask_mode) or self.xseg.get() is not None
+
     def merge(self, i: int, cfg: MergeConfig) -> tuple[np.ndarray, np.ndarray]:
         frame, faces = self._frame(i)
+        need = XSegNeed.of([cfg.mask_mode])
+        if need and faces:  # the same masks batch mode makes (merger.pipeline.predict_faces)
+            baked = [self.infos[i].baked_mask(j) for j in range(len(faces))]
+            fill_xseg(faces, [frame] * len(faces), baked, self.xseg.get(), need, model_crop(self.predictor))
         image, mask = compose_frame(frame, faces, cfg, int(self.predictor.resolution),
                                     FaceType(self.predictor.face_type), self.infos[i].motion)
         out, mask_path = output_paths(self.infos[i].path, self.output_dir, self.mask_dir)
@@ -224,11 +254,13 @@ def preview_image(image: np.ndarray, mask: np.ndarray, view: ViewState, status: 
     return np.vstack([shown, bar])
 
 
-def run_window(infos: list[FrameInfo], predictor, session: MergeSession, output_dir: Path, mask_dir: Path) -> MergeSession:
+def run_window(infos: list[FrameInfo], predictor, session: MergeSession, output_dir: Path, mask_dir: Path,
+               xseg: LazyMasker | None = None) -> MergeSession:
     """Show the merger until Esc (or until 'process all remaining' reaches the end); the session is
-    saved on the way out. Returns the session."""
-    ctl = MergerController(session, getattr(predictor, "default_mode", "overlay"))
-    merger = FrameMerger(infos, predictor, output_dir, mask_dir)
+    saved on the way out. Returns the session. `xseg` loads the XSeg model when an XSeg mask mode is
+    first chosen; without one those modes are skipped and the status line says why."""
+    merger = FrameMerger(infos, predictor, output_dir, mask_dir, xseg=xseg)
+    ctl = MergerController(session, getattr(predictor, "default_mode", "overlay"), merger.xseg_ok)
     cv2.namedWindow(WINDOW_NAME, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
     rendered: tuple[int, MergeConfig] | None = None
     image = mask = None
@@ -239,6 +271,10 @@ def run_window(infos: list[FrameInfo], predictor, session: MergeSession, output_
     keys = KeyReader()
     try:
         while not ctl.view.quit:
+            ctl.make_usable()
+            if merger.xseg.problem and not ctl.note:
+                log.warning(f"XSeg mask modes are skipped: {merger.xseg.problem}")
+                ctl.note = "XSeg off"
             i, cfg = ctl.index, ctl.cfg
             if rendered != (i, cfg):
                 image, mask = merger.merge(i, cfg)
@@ -247,10 +283,12 @@ def run_window(infos: list[FrameInfo], predictor, session: MergeSession, output_
                 if cfg != printed:
                     log.info(f"--- frame {i + 1}: {session.frame_names[i]} ---\n{cfg.describe()}")
                     printed = cfg
-            look = (i, cfg, ctl.view.show_help, ctl.view.zoom, ctl.view.checker, ctl.view.auto)
+            look = (i, cfg, ctl.view.show_help, ctl.view.zoom, ctl.view.checker, ctl.view.auto, ctl.note)
             if look != shown:
                 status = f"{i + 1}/{ctl.n} {session.frame_names[i]}   {cfg.mode} | {cfg.mask_mode} | {cfg.color_transfer}" \
                          f"   Tab: help"
+                if merger.xseg.problem:
+                    status += f"   XSeg modes skipped: {merger.xseg.problem}"
                 cv2.imshow(WINDOW_NAME, help_img if ctl.view.show_help else preview_image(image, mask, ctl.view, status))
                 shown = look
                 if ctl.title() != title:

@@ -90,6 +90,7 @@ class _Face:
     image: np.ndarray  # (R, R, 3) uint8 BGR
     masks: np.ndarray | None  # (R, R, 2) uint8: face mask, eyes+mouth mask (xseg: label, hull), 0..255
     labelled: bool = False  # xseg: the face carries hand-drawn labels
+    landmarks: np.ndarray | None = None  # (68, 2) float32 in `image`'s pixels (xseg: where occluders go)
 
     @property
     def nbytes(self) -> int:
@@ -126,8 +127,10 @@ def _load_face(rec: FaceRecord, target: FaceType, res: int, masks: bool, eyes_mo
         image = cv2.resize(image, (res, res), interpolation=shrink)
         if stack is not None:
             stack = cv2.resize(stack, (res, res), interpolation=cv2.INTER_LINEAR)
+        landmarks = (meta.landmarks + 0.5) * np.array([res / w, res / h]) - 0.5  # cv2.resize's pixel centres
     else:
         crop = CropSpec(res, target).of(meta.landmarks)
+        landmarks = crop.to_face(meta.landmarks)
         if stack is not None:
             stack = crop.warp(stack, cv2.INTER_LINEAR)
         mat, scale = crop.mat, crop.pixel_scale
@@ -138,7 +141,7 @@ def _load_face(rec: FaceRecord, target: FaceType, res: int, masks: bool, eyes_mo
             mat[:, :2] /= np.array([small.shape[1] / w, small.shape[0] / h])
             image = small
         image = cv2.warpAffine(image, mat, (res, res), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
-    return _Face(np.ascontiguousarray(image), stack, labelled)
+    return _Face(np.ascontiguousarray(image), stack, labelled, np.asarray(landmarks, np.float32))
 
 
 def _to_float(img_u8: np.ndarray) -> np.ndarray:

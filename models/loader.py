@@ -7,7 +7,7 @@ from core import interact, log
 from core import keras_backend as kb
 from core.errors import UserError
 from models.base import ModelBase
-from models.model_files import ModelFiles, find_models, other_class_of, saved_models
+from models.model_files import ModelFiles, find_models, other_class_of, rival_models, same_kind
 from models.options import parse_saved
 
 MODEL_NAMES = ("Quick96", "SAEHD", "XSeg")
@@ -31,9 +31,10 @@ def choose_model_name(folder: Path, class_name: str, forced: str | None, silent:
     """DFL's model choice: --force-model-name, else the newest model (silent or no terminal), else a menu
     where an index picks a model and any other text names a new one.
 
-    A folder holding only models of other classes is never silently given a new model: without a
-    terminal (or with --silent-start) that is refused, naming what is there; on a terminal the user
-    is told before naming the new model."""
+    A folder holding only models of other classes of the same kind is never silently given a new model:
+    without a terminal (or with --silent-start) that is refused, naming what is there; on a terminal the
+    user is told before naming the new model. A model of the other kind (an XSeg model beside a face
+    model, as DFL keeps them in one folder) does not count."""
     if forced:
         other = other_class_of(folder, forced, class_name)
         if other and not ModelFiles(folder, forced, class_name).exists():
@@ -43,7 +44,7 @@ def choose_model_name(folder: Path, class_name: str, forced: str | None, silent:
         return forced
     names = find_models(folder, class_name) if folder.exists() else []
     if not names:
-        others = [(n, c) for n, c in saved_models(folder) if c != class_name]
+        others = rival_models(folder, class_name)
         if others and (silent or not interact.is_interactive()):
             first_class = others[0][1]
             one = sum(c == first_class for _, c in others) == 1
@@ -96,7 +97,7 @@ def choose_saved_model(folder: Path, class_name: str, forced: str | None) -> str
         saved = f"; saved {class_name} models: {', '.join(names)}" if names else ""
         raise UserError(f"no trained {class_name} model named {forced!r} in this folder{saved}", folder)
     if not names:
-        others = [c for c in MODEL_NAMES if c != class_name and find_models(folder, c)]
+        others = [c for c in MODEL_NAMES if c != class_name and same_kind(c, class_name) and find_models(folder, c)]
         hint = f" (it holds a {others[0]} model: use --model {others[0]})" if others else ""
         raise UserError(f"no trained {class_name} model in this folder{hint}", folder)
     if len(names) == 1:

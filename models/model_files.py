@@ -219,9 +219,25 @@ def saved_models(folder: Path) -> list[tuple[str, str]]:
     return [(name, cls) for _, name, cls in sorted(found, reverse=True)]
 
 
+SEGMENTATION_CLASSES = frozenset({"XSeg"})  # models that mask faces; every other class swaps them
+
+
+def same_kind(class_a: str, class_b: str) -> bool:
+    """Whether two model classes do the same job (both swap faces, or both mask them). DFL keeps the
+    XSeg model in the face model's folder: a model of the other kind lives beside, never instead of, it."""
+    return (class_a in SEGMENTATION_CLASSES) == (class_b in SEGMENTATION_CLASSES)
+
+
+def rival_models(folder: Path, class_name: str) -> list[tuple[str, str]]:
+    """(name, class) of the models in `folder` of another class doing the same job as `class_name`
+    (what a wrong --model would have meant), most recently saved first."""
+    return [(n, c) for n, c in saved_models(folder) if c != class_name and same_kind(c, class_name)]
+
+
 def other_class_of(folder: Path, name: str, class_name: str) -> str | None:
-    """The class of a model called `name` in `folder` when it is not `class_name` (a wrong --model)."""
-    for other_name, other in saved_models(folder):
-        if other_name == name and other != class_name:
+    """The class of a model called `name` in `folder` when it is another class of the same kind
+    (a wrong --model); a model of the other kind may share its name."""
+    for other_name, other in rival_models(folder, class_name):
+        if other_name == name:
             return other
     return None

@@ -2,7 +2,7 @@
 
 Exists so that loading and checking a faceset (a folder of aligned JPEGs, ours or DFL's, or a
 `faceset.pak`) is one job, apart from augmentation and batch transport: `load_faceset` turns a
-faceset into light `FaceRecord`s (where the bytes are, face type, landmarks), `check_face_type`
+faceset into light `FaceRecord`s (where the bytes are, face type, landmarks, XSeg labels), `check_face_type`
 refuses faces narrower than a model's face type, and `face_yaw` measures a record's head turn
 (for uniform-yaw drawing). The trainer's preflight, the augmentation and the batch stream all read
 these records.
@@ -20,6 +20,8 @@ from core.fileio import TEMP_MARK
 from core.workers import default_worker_count, run_pool
 from facelib.align import FIT_INDICES, MEAN_FACE_UNIT, estimate_averaged_yaw, transform_points, umeyama
 from facelib.face_type import FaceType
+from facelib.masks import has_include_polygon
+from facelib.seg_polys import has_labels, label_problems
 from faceset.faceset import Face, Faceset, one_face_type
 
 POOL_THRESHOLD = 2000  # more face files than this: metadata is read on a process pool
@@ -37,6 +39,13 @@ class FaceRecord:
     source_filename: str = ""
     offset: int = -1  # byte range inside a pack; -1 for a plain file
     length: int = -1
+    labelled: bool = False  # carries an XSeg include polygon (hand labels)
+    label_problems: tuple[str, ...] = ()  # why its labels cannot make a mask (see `label_issues`); () when fine
+
+    @property
+    def usable_labels(self) -> bool:
+        """Whether XSeg can train on this face's hand labels."""
+        return self.labelled and not self.label_problems
 
     @property
     def where(self) -> str:
@@ -57,13 +66,29 @@ class FaceRecord:
         return data
 
 
-_LightMeta = tuple[FaceType, np.ndarray, float, str]  # face_type, landmarks, eyebrows_expand_mod, source_filename
+# face_type, landmarks, eyebrows_expand_mod, source_filename, labelled, label problems
+_LightMeta = tuple[FaceType, np.ndarray, float, str, bool, tuple[str, ...]]
+
+
+def label_issues(meta: Any) -> tuple[str, ...]:
+    """Why a face's labels cannot make a mask (facelib.seg_polys.label_problems, checked against the
+    size of the face they were drawn on); () for good labels or none. Read with the light metadata so
+    the XSeg trainer can name such faces before any pixel is decoded."""
+    if not has_labels(meta.seg_ie_polys) or np.shape(meta.landmarks) != (68, 2):  # bad landmarks: see _record
+        return ()
+    from models.xseg_targets import label_face_size  # numpy/OpenCV only; needed for labelled faces alone
+    try:
+        size = label_face_size(meta)
+    except (ValueError, ArithmeticError, np.linalg.LinAlgError):
+        return ("its landmarks give no face size to check the labels against",)
+    return tuple(label_problems(meta.seg_ie_polys, size))
 
 
 def _light(meta: Any) -> _LightMeta | None:
     if meta is None:
         return None
-    return meta.face_type, meta.landmarks, meta.eyebrows_expand_mod, meta.source_filename
+    return (meta.face_type, meta.landmarks, meta.eyebrows_expand_mod, meta.source_filename,
+            has_include_polygon(meta.seg_ie_polys), label_issues(meta))
 
 
 def _read_light(face: Face) -> _LightMeta | None:
@@ -105,12 +130,13 @@ def load_faceset(path: str | Path, face_type: str | None = None) -> list[FaceRec
 
 
 def _record(face: Face, meta: _LightMeta) -> FaceRecord:
-    face_type, landmarks, brows, source = meta
+    face_type, landmarks, brows, source, labelled, problems = meta
     if landmarks.shape != (68, 2):
         raise UserError(f"the face has {len(landmarks)} landmarks; training needs the 68-point set", face.where)
     entry = face.entry
     return FaceRecord(face.name, str(face.path), face_type, landmarks, brows, source,
-                      -1 if entry is None else entry.offset, -1 if entry is None else entry.size)
+                      -1 if entry is None else entry.offset, -1 if entry is None else entry.size,
+                      labelled=labelled, label_problems=problems)
 
 
 def check_face_type(records: Sequence[FaceRecord], face_type: str) -> None:

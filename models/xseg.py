@@ -3,6 +3,10 @@ on the existing trainer, and `load_xseg` for the commands that apply a trained o
 
 Training: RMSprop at 1e-4 with learning-rate dropout 0.3 and sigmoid cross-entropy on the mask, as
 DFL's; each step sees `batch_size` src and `batch_size` dst samples (models.xseg_samples makes them).
+
+Keras is imported inside the methods, not at the top: the editor and `xseg apply` import this module
+first, and `load_xseg` runs `kb.prepare` before Keras loads, so TensorFlow's start-up banners are
+filtered as they are for train and merge.
 """
 from __future__ import annotations
 
@@ -11,15 +15,12 @@ from typing import Any
 
 import cv2
 import numpy as np
-from keras import ops
 
 from core import keras_backend as kb
 from core.errors import UserError
 from models.augment import SampleSpec
 from models.base import ModelBase
-from models.optimizers import make_optimizer
 from models.predictor import Prediction
-from models.xseg_net import build_xseg
 from models.xseg_options import XSEG_OPTIONS
 
 LEARNING_RATE = 1e-4
@@ -33,9 +34,11 @@ class XSeg(ModelBase):
     OPTIONS = XSEG_OPTIONS
 
     def build_nets(self) -> dict[str, Any]:
+        from models.xseg_net import build_xseg
         return {"xseg": build_xseg(self.resolution, int(self.options["dims"]))}
 
     def build_training(self) -> None:
+        from models.optimizers import make_optimizer
         opt = make_optimizer("rmsprop", LEARNING_RATE, lr_dropout=LR_DROPOUT_KEEP, name="xseg_opt")
         opt.base_learning_rate = LEARNING_RATE
         self.optimizers["xseg"] = opt
@@ -48,6 +51,7 @@ class XSeg(ModelBase):
         return spec, spec
 
     def _loss(self, b):
+        from keras import ops
         n = ops.shape(b["src_in"])[0]
         logits = self.nets["xseg"](ops.concatenate([b["src_in"], b["dst_in"]], axis=0))
         target = ops.concatenate([b["src_mask"], b["dst_mask"]], axis=0)
@@ -71,6 +75,7 @@ class XSeg(ModelBase):
     def mask_batch(self, faces: np.ndarray) -> np.ndarray:
         """(N, R, R, 3) float32 BGR 0..1 -> (N, R, R) float32 masks in 0..1, DFL's floor applied."""
         if self._predict_fn is None:
+            from keras import ops
             net = self.nets["xseg"]
             self._predict_fn = kb.InferenceFn(lambda x: ops.sigmoid(net(x)), net.weights)
         mask = np.asarray(self._predict_fn(np.asarray(faces, np.float32)), np.float32)[..., 0]

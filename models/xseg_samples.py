@@ -2,13 +2,17 @@
 
 A labelled face (include polygons in its metadata) trains on its labels. An unlabelled face, in
 generic mode, trains on a target the program makes: its landmark hull minus synthetic occluders
-pasted over it (`models.xseg_targets.occlude`). Then, as DFL's XSeg sample generator does: half the
-time the background comes from another face, random warp + affine + flip of face and target alike,
-a binary target, an HSV shift, and now and then blur, a down/up resize or JPEG compression.
+pasted over it (`models.xseg_targets.occlude`). In generic mode with some hand labels, the labelled
+faces are drawn for LABELLED_SHARE of the samples however few they are, so the labels steer the
+model. Labels that cannot make a mask (facelib.seg_polys) are skipped, each face named once. Then,
+as DFL's XSeg sample generator does: half the time the background comes from another face, random
+warp + affine + flip of face and target alike, a binary target, an HSV shift, and now and then
+blur, a down/up resize or JPEG compression.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Sequence
 
 import cv2
@@ -16,20 +20,22 @@ import numpy as np
 
 from core import log
 from core.warp import gen_warp_params, warp_image
-from facelib.masks import has_include_polygon, hull_mask
-from faceset.face_file import meta_from_jpeg_bytes
+from facelib.masks import hull_mask
+from models.sample_set import label_issues
 
 BACKGROUND_CHANCE = 0.5  # DFL: half the samples get another face's background
 HSV_POWER = 0.3
 EFFECT_CHANCE = 0.25  # blur, down/up resize and JPEG each fire this often (DFL)
+LABELLED_SHARE = 0.5  # --generic with hand labels: at least this share of the samples are labelled faces
 
 
 def xseg_masks(meta: Any, shape_hw: tuple[int, int]) -> tuple[np.ndarray, bool]:
     """(H, W, 2) float32 [label target (zeros without labels), landmark hull], and whether the face is
-    labelled; both channels in the aligned face's pixels, cropped and resized with the face."""
+    labelled; both channels in the aligned face's pixels, cropped and resized with the face. Labels that
+    cannot make a mask (see sample_set.label_issues) count as none."""
     from models.xseg_targets import labelled_target
     h, w = shape_hw
-    label = labelled_target(meta, h) if meta.seg_ie_polys else None
+    label = labelled_target(meta, h) if meta.seg_ie_polys and not label_issues(meta) else None
     if label is not None and label.shape != (h, w):
         label = cv2.resize(label.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
     hull = hull_mask((h, w), meta.landmarks, meta.eyebrows_expand_mod)
@@ -37,27 +43,47 @@ def xseg_masks(meta: Any, shape_hw: tuple[int, int]) -> tuple[np.ndarray, bool]:
     return np.dstack([first, hull]), label is not None
 
 
-def _is_labelled(rec: Any) -> bool:
-    meta = meta_from_jpeg_bytes(rec.read_bytes(), rec.where)
-    return meta is not None and has_include_polygon(meta.seg_ie_polys)
-
-
-def select_faces(records: Sequence[Any], spec: Any, side: str) -> tuple[list, Any]:
-    """The faces one side trains on, and its spec: with `generic`, all of them (labels take precedence
-    where present); else the labelled ones; a faceset without any labels trains on generic targets
-    (said in one line) instead of stopping as DFL does ("No segmented faces found")."""
+def select_faces(records: Sequence[Any], spec: Any, side: str, warned: set[str] | None = None) -> tuple[list, Any]:
+    """The faces one side trains on (in drawing proportions), and its spec: with `generic`, all of them,
+    the labelled ones repeated to LABELLED_SHARE of the list (labels take precedence); else the labelled
+    ones; a faceset without usable labels trains on generic targets (said in one line) instead of
+    stopping as DFL does ("No segmented faces found"). A face whose labels cannot make a mask is named
+    in one warning line (once per run: `warned` holds the faces named already) and trains on a generic
+    target, or not at all when labels are used alone."""
     records = list(records)
-    labelled = [r for r in records if _is_labelled(r)]
+    labelled = [r for r in records if r.usable_labels]
+    generic = bool(spec.generic) or not labelled
+    warned = set() if warned is None else warned
+    for r in records:
+        if r.label_problems and r.where not in warned:
+            warned.add(r.where)
+            more = f" (and {len(r.label_problems) - 1} more)" if len(r.label_problems) > 1 else ""
+            log.warning(f"{r.where}: {r.label_problems[0]}{more}; its labels are skipped, "
+                        + ("it trains on a generic target" if generic else "the face is left out of training"))
     if spec.generic:
-        log.info(f"XSeg {side}: {len(labelled)} labelled faces (their labels are used) and "
-                 f"{len(records) - len(labelled)} on generic (program-made) targets")
-        return records, spec
+        rest = [r for r in records if not r.usable_labels]
+        log.info(f"XSeg {side}: {len(labelled)} labelled faces (their labels are used"
+                 + (f", drawn for {LABELLED_SHARE:.0%} of the samples" if labelled and rest else "")
+                 + f") and {len(rest)} on generic (program-made) targets")
+        return mix_labelled(labelled, rest), spec
     if labelled:
         log.info(f"XSeg {side}: training on {len(labelled)} labelled faces of {len(records)}")
         return labelled, spec
     log.info(f"XSeg {side}: no labelled faces: training on generic (program-made) targets, the face hull "
              f"minus synthetic occluders")
     return records, dataclasses.replace(spec, generic=True)
+
+
+def mix_labelled(labelled: Sequence[Any], rest: Sequence[Any], share: float = LABELLED_SHARE) -> list:
+    """`labelled` followed by `rest`, the labelled faces repeated in turn until they are at least `share`
+    of the list: the sampler draws shuffled epochs over the list, so that is their share of the samples
+    (a handful of hand labels among thousands of faces would otherwise be drawn almost never)."""
+    labelled, rest = list(labelled), list(rest)
+    if not labelled or not rest:
+        return labelled + rest
+    need = max(len(labelled), math.ceil(share / (1.0 - share) * len(rest) - 1e-9))
+    whole, part = divmod(need, len(labelled))
+    return labelled * whole + labelled[:part] + rest
 
 
 def _effects(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -85,7 +111,8 @@ def xseg_sample_into(out: Any, k: int, face: Any, donor: Any, spec: Any, rng: np
         target = face.masks[..., 0].astype(np.float32) / 255.0
     else:
         region = face.masks[..., 1].astype(np.float32) / 255.0
-        img, target = occlude(img, region, rng, donors=(donor.image,))
+        # the 68 landmarks at img's size put glasses on the eyes and hands over the mouth
+        img, target = occlude(img, region, rng, donors=(donor.image,), landmarks=face.landmarks)
     if rng.random() < BACKGROUND_CHANCE:
         img = paste_background(img, target, donor.image, rng)
     params = gen_warp_params(spec.resolution, rng, flip=spec.random_flip, scale_range=spec.scale_range)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from facelib.align import align, transform_points
@@ -44,6 +45,35 @@ class StandInPredictor:
         self.calls.append(n)
         masks = np.repeat(self.mask[None], n, axis=0)
         return Prediction(face=np.clip(faces[:, :, ::-1] * self.tint, 0.0, 1.0), src_mask=masks, dst_mask=masks.copy())
+
+
+class StandInMasker:
+    """A stand-in for a trained XSeg model (merger.xseg_masks.Masker): whatever the face, the template's
+    landmark hull in its crop with the lower third cut off, so an XSeg mask mode's mask differs visibly
+    from the learned one (the whole hull) there and nowhere else. `calls` keeps each call's faces."""
+
+    def __init__(self, template_landmarks: np.ndarray, resolution: int = 48, face_type: FaceType = FaceType.WHOLE_FACE):
+        self.resolution = resolution
+        self.face_type = face_type
+        mat = align(template_landmarks, resolution, face_type)
+        self.mask = hull_mask((resolution, resolution), transform_points(template_landmarks, mat)).astype(np.float32)
+        self.mask[resolution * 2 // 3:] = 0.0
+        self.calls: list[np.ndarray] = []
+
+    def masks(self, faces: np.ndarray) -> np.ndarray:
+        faces = np.asarray(faces)
+        assert faces.dtype == np.uint8 and faces.ndim == 4 and faces.shape[-1] == 3, (faces.dtype, faces.shape)
+        self.calls.append(faces.copy())
+        n, h, w = faces.shape[:3]
+        m = self.mask if (h, w) == self.mask.shape else cv2.resize(self.mask, (w, h), interpolation=cv2.INTER_LINEAR)
+        return np.repeat(m[None], n, axis=0)
+
+
+def masker_for(dst: Path, resolution: int = 48, **kwargs) -> StandInMasker:
+    """The stand-in XSeg model whose template is the first aligned face of `dst` (in the stand-in face
+    model's crop, WHOLE_FACE, so its cut falls on the lower face of every frame)."""
+    meta = read_face_meta(sorted((dst / "aligned").glob("*.jpg"))[0])
+    return StandInMasker(np.asarray(meta.source_landmarks, np.float64), resolution, **kwargs)
 
 
 def standin_from_aligned(aligned_file, **kwargs) -> StandInPredictor:

@@ -124,7 +124,7 @@ def test_each_model_of_a_folder_is_merged_by_name_with_its_own_session(dst, tmp_
         loaded.append(name)
         return standin_for(dst, tint=_tint_of(name), iteration=5)
 
-    def run_window(infos, predictor, session, out_dir, mask_dir):  # what the window does, without a display
+    def run_window(infos, predictor, session, out_dir, mask_dir, xseg=None):  # the window, without a display
         seen.append((session.path.name, session.configs[0]))
         if session.configs[0] is None:
             session.set_config(0, MergeConfig(erode=10 if loaded[-1] == "alice" else 20))

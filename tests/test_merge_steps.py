@@ -48,18 +48,23 @@ def clip(tmp_path_factory):
 
 def _predict(frame, lm) -> FacePrediction:
     """What a model would return: the dst crop mirrored and tinted; the hull as src mask, the top
-    half of the crop as dst mask (so the learned mask modes differ)."""
+    half of the crop as dst mask (so the learned mask modes differ); for the XSeg modes, the hull without
+    its lower third as XSeg-prd and the left half of the crop as XSeg-dst."""
     crop = crop_for_model(frame, lm, R, FT)
     hull = hull_mask((R, R), transform_points(lm, align(lm, R, FT)))
     top = np.zeros((R, R), np.float32)
     top[: R // 2] = 1.0
-    return FacePrediction(lm, np.clip(crop[:, ::-1] * TINT, 0, 1), hull, top)
+    cut = hull.astype(np.float32).copy()
+    cut[2 * R // 3:] = 0.0
+    left = np.zeros((R, R), np.float32)
+    left[:, : R // 2] = 1.0
+    return FacePrediction(lm, np.clip(crop[:, ::-1] * TINT, 0, 1), hull, top, cut, left)
 
 
 def test_each_face_leaves_one_layer_inside_the_frame_and_none_when_off_it(clip):
     _, frame, lm = clip[0]
     fp = _predict(frame, lm)
-    off = FacePrediction(lm + 5000, fp.face, fp.src_mask, fp.dst_mask)
+    off = FacePrediction(lm + 5000, fp.face, fp.src_mask, fp.dst_mask, fp.xseg_prd, fp.xseg_dst)
     h, w = frame.shape[:2]
     for mode, mask_mode in itertools.product(BLEND_MODES, MASK_MODES):
         cfg = MergeConfig(mode=mode, mask_mode=mask_mode, blur=20)

@@ -87,6 +87,32 @@ def test_many_faces_are_read_on_a_process_pool(wf_set, monkeypatch):
         np.testing.assert_array_equal(rec.landmarks, meta.landmarks)
 
 
+def test_xseg_labels_and_their_problems_are_read_with_the_light_metadata(wf_set, tmp_path, monkeypatch):
+    """Which faces carry usable XSeg labels is known from the index (folder, pack, process pool), so the
+    XSeg trainer never re-reads a face to choose what to train on."""
+    import models.sample_set as samples
+    folder = _copy(wf_set[1], tmp_path / "aligned")
+    files = sorted(folder.glob("*.jpg"))
+    hull = cv2.convexHull(read_face_meta(files[0]).landmarks).reshape(-1, 2)
+    labels = {0: [{"type": 1, "pts": hull}],  # good
+              1: [{"type": 1, "pts": hull * 3}],  # drawn on a face three times the size
+              2: [{"type": 0, "pts": hull}]}  # an exclude polygon alone labels nothing
+    for k, polys in labels.items():
+        image, meta = load_aligned_face(files[k])
+        write_aligned_face(files[k], image, replace(meta, seg_ie_polys=polys))
+    packed = tmp_path / "packed"
+    packed.mkdir()
+    write_packed(pack_path(packed), [(f.name, f.read_bytes()) for f in files])
+    direct, in_pack = load_faceset(folder), load_faceset(packed)
+    monkeypatch.setattr(samples, "POOL_THRESHOLD", 3)
+    pooled = load_faceset(folder)
+    for records in (direct, in_pack, pooled):
+        assert [r.labelled for r in records] == [True, True, False, False, False, False]
+        assert [r.usable_labels for r in records] == [True, False, False, False, False, False]
+        assert len(records[1].label_problems) == 1 and "outside the 96 px face" in records[1].label_problems[0]
+        assert all(not r.label_problems for k, r in enumerate(records) if k != 1)
+
+
 def test_load_errors_name_the_folder_or_file(wf_set, f_set, tmp_path):
     wf_files, f_files = wf_set[1], f_set[1]
     with pytest.raises(UserError, match="faceset folder not found") as err:

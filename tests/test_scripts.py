@@ -219,7 +219,8 @@ class Checks(XSegChecks):
         check_faces(self.ws / "data_dst/aligned", ORIGINAL_FACE_NAMES, 256)
 
     def after_6_train_Quick96(self) -> None:
-        assert len(list((self.ws / "model").glob("*_Quick96_state.npz"))) == 1
+        assert [p.name for p in (self.ws / "model").glob("*_Quick96_state.npz")] == ["new_Quick96_state.npz"]
+        assert len(list((self.ws / "model").glob("*_XSeg_state.npz"))) == 1  # the XSeg model stays beside it
 
     def after_6_train_SAEHD(self) -> None:
         assert len(list((self.ws / "model").glob("*_SAEHD_state.npz"))) == 1
@@ -295,8 +296,8 @@ def test_every_sh_script_runs_in_workflow_order(tmp_path, spaced_repo):
         "5.XSeg_train": TRAIN_ARGS,
         "5.XSeg.generic_data_dst_whole_faceset_generic_mask": TRAIN_ARGS,
         "5.XSeg.generic_data_src_whole_faceset_generic_mask": TRAIN_ARGS,
-        # model/ holds the XSeg model by now: an unattended first Quick96 run there names its model
-        "6_train_Quick96": TRAIN_ARGS + ["--force-model-name", "q96"],
+        # model/ holds the XSeg model by now, beside which an unattended Quick96 run starts 'new' (as DFL)
+        "6_train_Quick96": TRAIN_ARGS,
         # model/ holds Quick96 'new' by now: an unattended first SAEHD run there must name its model
         "6_train_SAEHD": TRAIN_ARGS + SAEHD_ARGS + ["--force-model-name", "saehd"],
     }

@@ -115,6 +115,49 @@ def test_quick96_does_not_start_silently_in_a_folder_holding_a_saehd_model(faces
     assert sorted(p.name for p in model_dir.iterdir()) == ["mine_SAEHD_state.npz"]
 
 
+XSEG_OPTIONS = dict(face_type="wf", resolution=64, dims=4, batch_size=2, generic=True, autobackup_hour=0)
+
+
+def test_an_xseg_model_and_a_face_model_share_a_folder_as_in_dfl(tmp_path):
+    """DFL keeps its XSeg model in workspace/model beside the face model: neither counts as 'another class'
+    for the other when an unattended run picks or starts a model, and merge hints never name XSeg."""
+    from core.errors import UserError
+    from models.loader import choose_model_name, choose_saved_model
+    only_xseg, only_saehd = tmp_path / "xseg", tmp_path / "saehd"
+    _saved_model(only_xseg, "new", "XSeg", XSEG_OPTIONS)
+    _saved_model(only_saehd, "mine", "SAEHD", TINY_OPTIONS)
+    for cls in ("Quick96", "SAEHD"):
+        assert choose_model_name(only_xseg, cls, None, silent=True) == "new"
+        assert choose_model_name(only_xseg, cls, "new", silent=True) == "new"  # new_<cls> beside new_XSeg
+        with pytest.raises(UserError) as err:
+            choose_saved_model(only_xseg, cls, None)
+        assert f"no trained {cls} model in this folder" in err.value.problem and "XSeg" not in err.value.problem
+    assert choose_model_name(only_saehd, "XSeg", None, silent=True) == "new"
+    assert choose_model_name(only_saehd, "XSeg", "mine", silent=True) == "mine"
+    with pytest.raises(UserError) as err:
+        choose_saved_model(only_saehd, "XSeg", None)
+    assert "no trained XSeg model" in err.value.problem and "--model" not in err.value.problem
+    # a face model of another class still stops an unattended run, naming only the face model
+    _saved_model(only_xseg, "mine", "SAEHD", TINY_OPTIONS)
+    with pytest.raises(UserError) as err:
+        choose_model_name(only_xseg, "Quick96", None, silent=True)
+    assert err.value.problem.startswith("holds SAEHD model 'mine', not Quick96; run with --model SAEHD to continue it")
+    with pytest.raises(UserError) as err:
+        choose_saved_model(only_xseg, "Quick96", None)
+    assert "use --model SAEHD" in err.value.problem and "XSeg" not in err.value.problem
+
+
+@pytest.mark.slow
+def test_quick96_starts_its_own_model_beside_an_xseg_model(facesets, tmp_path):
+    model_dir = tmp_path / "model"
+    _saved_model(model_dir, "new", "XSeg", XSEG_OPTIONS)
+    xseg_state = (model_dir / "new_XSeg_state.npz").read_bytes()
+    res = _train(*facesets, model_dir, "Quick96", "--target-iteration", "1")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (model_dir / "new_Quick96_state.npz").is_file()
+    assert (model_dir / "new_XSeg_state.npz").read_bytes() == xseg_state
+
+
 # --- 3. flags the chosen model does not use --------------------------------------------------------
 
 @pytest.mark.slow

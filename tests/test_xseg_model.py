@@ -100,6 +100,110 @@ def test_samples_use_hand_labels_and_fall_back_to_generic_targets(facesets, caps
     assert view.mask[0, ..., 0].sum() < 0.9 * hull.sum()
 
 
+def _generic(spec):
+    from models.augment import SampleSpec
+    return SampleSpec(**{**spec.__dict__, "generic": True})
+
+
+def _drawn_labelled_share(records, spec, draws: int = 600) -> float:
+    """How often the training sampler draws a labelled face (DFL-style shuffled epochs over the list)."""
+    from models.augment import _Producer
+    producer = _Producer(records, spec, 2, seed=5, ct_source=None, cache_bytes=0)
+    return float(np.mean([records[producer.order.next()].usable_labels for _ in range(draws)]))
+
+
+def test_generic_training_draws_hand_labelled_faces_half_the_time_however_few(facesets):
+    """`--generic` with some labels: the labels "are mixed in and take precedence", so one labelled face
+    among 40 is drawn for half the samples, not 1 in 41; without unlabelled faces nothing is repeated."""
+    import dataclasses
+
+    from models.augment import SampleSpec
+    from models.sample_set import load_faceset
+    from models.xseg_samples import select_faces
+    spec = _generic(SampleSpec(resolution=64, face_type="wf", eyes_mouth=False, target="xseg"))
+    src, dst = load_faceset(facesets[0]), load_faceset(facesets[1])
+    assert [r.labelled for r in src] == [True, True, False, False] and not any(r.labelled for r in dst)
+    many = [dataclasses.replace(dst[k % len(dst)]) for k in range(40)]  # 40 unlabelled faces (same files)
+    for records in ([src[0], *many], src + many, src):
+        chosen, side_spec = select_faces(records, spec, "src")
+        assert side_spec.generic and {id(r) for r in chosen} == {id(r) for r in records}  # every face trains
+        natural = sum(r.labelled for r in records) / len(records)
+        share = _drawn_labelled_share(chosen, side_spec)
+        assert abs(share - max(0.5, natural)) < 0.05, (share, natural)
+
+
+def test_labels_that_cannot_make_a_mask_are_skipped_with_one_warning_per_face(facesets, tmp_path, capsys):
+    from faceset.faceset import Faceset
+    from models.augment import SampleSpec, _load_face
+    from models.sample_set import load_faceset
+    from models.xseg_samples import select_faces, xseg_masks
+    from tests.facesets import copy_faceset
+    folder = copy_faceset(facesets[0], tmp_path)
+    fs = Faceset.open(folder)
+    faces = list(fs)
+    _, meta = faces[1].load()
+    bow_tie = meta.seg_ie_polys[1]["pts"][[0, 2, 1, 3]]  # the eye bar's corners out of order: it crosses itself
+    fs.write_meta(faces[1], _replace_poly(meta, 1, bow_tie))
+    _, meta = faces[2].load()
+    fs.write_meta(faces[2], _replace_poly(_with_labels(meta), 0, _with_labels(meta).seg_ie_polys[0]["pts"][:2]))
+    records = load_faceset(folder)
+    assert [bool(r.label_problems) for r in records] == [False, True, True, False]
+    spec = SampleSpec(resolution=64, face_type="wf", eyes_mouth=False, target="xseg")
+    capsys.readouterr()
+
+    chosen, side_spec = select_faces(records, spec, "src")  # labels alone: the bad faces are left out
+    assert chosen == [records[0]] and not side_spec.generic
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "labels are skipped" in line]
+    assert len(warnings) == 2 and "left out of training" in warnings[0]
+    assert f"{records[1].where}: label polygon 2 (exclude) crosses itself" in warnings[0]
+    assert f"{records[2].where}: label polygon 1 (include) has 2 points" in warnings[1]
+
+    chosen, side_spec = select_faces(records, _generic(spec), "src")  # generic: they train on generic targets
+    assert set(map(id, chosen)) == set(map(id, records))
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "labels are skipped" in line]
+    assert len(warnings) == 2 and all("trains on a generic target" in w for w in warnings)
+    warned: set[str] = set()  # the trainer's: one faceset as src and dst names each face once
+    select_faces(records, spec, "src", warned), select_faces(records, spec, "dst", warned)
+    assert sum("labels are skipped" in line for line in capsys.readouterr().err.splitlines()) == 2
+    face = _load_face(records[1], side_spec.target_face_type, 64, True, False, xseg_masks)
+    assert not face.labelled and face.masks[..., 0].max() == 0  # no target from the broken labels
+
+
+def _replace_poly(meta, index: int, pts: np.ndarray):
+    import dataclasses
+    polys = [dict(p) for p in meta.seg_ie_polys]
+    polys[index]["pts"] = np.asarray(pts, np.float32)
+    return dataclasses.replace(meta, seg_ie_polys=polys)
+
+
+def test_generic_occluders_are_placed_by_the_faces_landmarks(facesets, monkeypatch):
+    """Glasses sit on the eyes: the synthetic occluders get the face's 68 landmarks at the sample's size."""
+    import models.xseg_targets as targets
+    from facelib.crop import CropSpec
+    from facelib.face_type import FaceType
+    from models.augment import SampleSpec, _Producer
+    from models.sample_set import load_faceset
+    seen: list = []
+    real = targets.occlude
+
+    def spy(face, region, rng, donors=(), kinds=targets.OCCLUDER_KINDS, count=(0, 3), landmarks=None):
+        seen.append((face.shape, landmarks))
+        return real(face, region, rng, donors, kinds, count, landmarks)
+
+    monkeypatch.setattr(targets, "occlude", spy)
+    rec = load_faceset(facesets[1])[0]  # whole_face at 96 px, unlabelled
+    for face_type in ("wf", "f"):  # resized, and re-cropped to a narrower face type
+        seen.clear()
+        spec = SampleSpec(resolution=64, face_type=face_type, eyes_mouth=False, target="xseg", generic=True)
+        _Producer([rec], spec, 3, seed=1, ct_source=None, cache_bytes=1 << 26).next_batch()
+        expected = CropSpec(64, FaceType.from_string(face_type)).to_face(rec.landmarks) if face_type == "f" \
+            else (rec.landmarks + 0.5) * (64 / 96) - 0.5
+        assert len(seen) == 3
+        for shape, landmarks in seen:
+            assert shape == (64, 64, 3) and landmarks is not None and landmarks.shape == (68, 2)
+            assert np.abs(landmarks - expected).max() < 1.0
+
+
 def _losses(stdout: str) -> list[tuple[int, float, float]]:
     return [(int(i), float(a), float(b)) for i, a, b in
             re.findall(r"^\[\d\d:\d\d:\d\d\]\[#(\d{6})\]\[[\d.]+m?s\]\[(\d+\.\d{4})\]\[(\d+\.\d{4})\]$", stdout, flags=re.M)]
@@ -144,6 +248,21 @@ def test_load_xseg_names_a_folder_without_an_xseg_model(tmp_path):
     assert "no trained XSeg model" in e.value.problem and Path(e.value.path) == tmp_path
     with pytest.raises(UserError, match="not found"):
         load_xseg(tmp_path / "missing")
+
+
+@pytest.mark.slow
+def test_xseg_starts_beside_a_face_model_in_the_same_folder(tmp_path, facesets):
+    """DFL keeps the XSeg model in workspace/model with the face model: an unattended XSeg run there
+    starts its own model (named as usual), it does not stop on 'holds SAEHD model'."""
+    from models.model_files import ModelFiles, SavedState
+    saehd = ModelFiles(tmp_path, "mine", "SAEHD")
+    saehd.write_state(SavedState({"class": "SAEHD", "format": 1, "iteration": 3, "options": {}}))
+    before = saehd.state.read_bytes()
+    r = run_cli("train", "--model", "XSeg", "--training-data-src-dir", str(facesets[0]), "--training-data-dst-dir",
+                str(facesets[1]), "--model-dir", str(tmp_path), "--no-preview", "--silent-start", "--sample-workers",
+                "0", *TINY_FLAGS, "--target-iteration", "1")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (tmp_path / "new_XSeg_state.npz").is_file() and saehd.state.read_bytes() == before
 
 
 def test_xseg_refuses_face_model_flags(tmp_path, facesets):

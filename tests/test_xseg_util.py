@@ -20,10 +20,12 @@ import pytest
 
 import main
 from core.errors import UserError
+from facelib.align import invert_affine
+from facelib.face_type import FaceType
 from faceset.face_file import load_aligned_face, read_face_meta, update_face_meta
 from mainscripts import xseg_util
 from tests.conftest import run_cli
-from tests.facesets import copy_faceset, make_faceset
+from tests.facesets import copy_faceset, extract_faces, make_faceset
 
 SIZE = 128
 
@@ -105,14 +107,17 @@ class Ellipse:
     """Stand-in XSeg masker: an ellipse in the middle of each face, whatever the face; records its calls."""
 
     resolution = 256
+    face_type: FaceType | None = None  # masks every face as it is
 
     def __init__(self, fail_on_call: int | None = None):
         self.calls: list[tuple[int, ...]] = []
+        self.inputs: list[np.ndarray] = []
         self.fail_on_call = fail_on_call
 
     def masks(self, faces: np.ndarray) -> np.ndarray:
         assert faces.dtype == np.uint8 and faces.ndim == 4 and faces.shape[3] == 3
         self.calls.append(faces.shape)
+        self.inputs.extend(faces.copy())
         if self.fail_on_call is not None and len(self.calls) == self.fail_on_call:
             raise KeyboardInterrupt  # the user stops the run
         return np.stack([self.mask(f.shape[0]) for f in faces]) * 0.8 + 0.1  # soft, never exactly 0 or 1
@@ -223,6 +228,47 @@ def test_apply_bakes_the_mask_and_leaves_bad_faces_alone(labelled, tmp_path):
     assert read_face_meta(files[0]).seg_ie_polys is not None  # labels kept
 
 
+@pytest.fixture(scope="module")
+def full_and_whole(tmp_path_factory) -> tuple[Path, list[Path]]:
+    """The same two frames extracted twice: a full_face faceset, and the whole_face faces of each frame."""
+    root = tmp_path_factory.mktemp("full_face_set")
+    make_faceset(["obama.jpg"], root / "full", per_photo=2, size=SIZE, face_type="full_face")
+    whole = extract_faces(sorted((root / "full").glob("*.png")), root / "whole" / "aligned", SIZE, "whole_face")
+    return root / "full" / "aligned", whole
+
+
+def _compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """The 2x3 affine doing `inner`, then `outer`."""
+    return np.hstack([outer[:, :2] @ inner[:, :2], (outer[:, :2] @ inner[:, 2] + outer[:, 2])[:, None]])
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / (a | b).sum())
+
+
+def test_apply_recrops_faces_of_another_type_to_the_models_and_warps_the_mask_back(full_and_whole, tmp_path):
+    """DFL's apply: a whole_face XSeg on a full_face faceset masks each face's whole-face crop (cut from the
+    face's landmarks) and the mask comes back in the full face's own pixels."""
+    full, whole = full_and_whole
+    folder = copy_faceset(full, tmp_path)
+    masker = Ellipse()
+    masker.face_type = FaceType.WHOLE_FACE
+    assert xseg_util.apply_masks(folder, None, masker=masker) == 2
+    middle = slice(SIZE // 4, 3 * SIZE // 4)
+    for path, whole_path, seen in zip(sorted(folder.glob("*.jpg")), whole, masker.inputs):
+        whole_image, whole_meta = load_aligned_face(whole_path)
+        meta = read_face_meta(path)
+        assert meta.face_type == FaceType.FULL and whole_meta.face_type == FaceType.WHOLE_FACE
+        # the masker was given the whole-face crop: what extracting the frame as whole_face gives
+        assert np.abs(seen[middle, middle].astype(int) - whole_image[middle, middle]).mean() < 12
+        # its mask, moved from the whole-face crop into the full face through the frame (source matrices)
+        whole_to_full = _compose(meta.image_to_face_mat, invert_affine(whole_meta.image_to_face_mat))
+        expected = cv2.warpAffine(Ellipse.mask(SIZE) * 0.8 + 0.1, whole_to_full, (SIZE, SIZE)) >= 0.5
+        baked = meta.xseg_mask > 0.5
+        assert _iou(baked, expected) > 0.97
+        assert _iou(baked, Ellipse.mask(SIZE) > 0.5) < 0.9  # not the mask of the full-face crop itself
+
+
 def test_apply_stopped_midway_leaves_each_face_old_or_new_and_a_rerun_finishes(faceset, tmp_path):
     folder = copy_faceset(faceset, tmp_path)
     stale = folder / f"{sorted(folder.glob('*.jpg'))[0].name}.partial-999999999-abc123"
@@ -309,6 +355,8 @@ def test_train_a_tiny_xseg_and_apply_it(labelled, tmp_path):
     assert refused.returncode == 1 and str(empty) in refused.error_lines[0]
     result = run_cli("xseg", "apply", "--input-dir", str(folder), "--model-dir", str(model))
     assert result.returncode == 0, result.stderr[-3000:]
+    noise = [line for line in result.stderr.splitlines() if "oneDNN" in line or "absl" in line or "cuInit" in line]
+    assert noise == []  # TensorFlow's start-up banners are filtered, as for train and merge
     for p in files:
         meta = read_face_meta(p)
         assert meta.xseg_mask.shape == (SIZE, SIZE) and set(np.unique(meta.xseg_mask)) <= {0.0, 1.0}
