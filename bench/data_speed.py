@@ -21,6 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from facelib.face_type import FaceType  # noqa: E402
 from models.augment import SampleSpec  # noqa: E402
 from models.batch_stream import BatchStream  # noqa: E402
 from models.sample_set import load_faceset  # noqa: E402
@@ -62,14 +63,14 @@ def main() -> None:
         print("SAEHD-style src: full_face re-crop, random warp, scale ±0.15, eyes+mouth mask; "
               "the consumer does nothing but take batches")
         for res in args.resolutions:
-            spec = SampleSpec(res, "full_face", random_warp=True, scale_range=(-0.15, 0.15))
+            spec = SampleSpec(res, FaceType.FULL, random_warp=True, scale_range=(-0.15, 0.15))
             for bs in args.batch_sizes:
                 for workers in args.workers:
                     startup, ms, wait = _measure(records, spec, bs, workers, args.batches)
                     print(f"  res {res:3d} batch {bs:2d} workers {workers}: {1000.0 / ms:6.1f} batches/s "
                           f"{ms:6.1f} ms/batch ({ms / bs:5.2f} ms/sample), first batch {startup:4.2f}s")
         res, bs = args.resolutions[-1], args.batch_sizes[-1]
-        base = SampleSpec(res, "full_face", random_warp=True, scale_range=(-0.15, 0.15))
+        base = SampleSpec(res, FaceType.FULL, random_warp=True, scale_range=(-0.15, 0.15))
         print(f"augmentation options, in-thread (workers 0), res {res} batch {bs}:")
         variants = {
             "warp off": replace(base, random_warp=False),

@@ -277,7 +277,7 @@ def _load_sets(s: TrainSettings, plan: ModelPlan) -> tuple[list, list]:
     from facelib.face_type import FaceType
     from models.sample_set import check_face_type
     src, dst = _read_sets(s, bool(plan.effective.get("pretrain")))
-    face_type = FaceType.from_string(plan.effective["face_type"]).long_name
+    face_type = FaceType.from_string(plan.effective["face_type"])
     check_face_type(src, face_type)
     check_face_type(dst, face_type)
     return src, dst

@@ -37,7 +37,7 @@ class SampleSpec:
     """What one side (src or dst) of a model trains on, and how its inputs are augmented."""
 
     resolution: int
-    face_type: str  # long name ("full_face") or short code ("f")
+    face_type: FaceType  # the enum; option files' names are converted where they are read
     random_warp: bool = True
     random_flip: bool = False
     random_hsv_power: float = 0.0  # input only: hue ±360·a/2, saturation and value ±a/2
@@ -51,17 +51,14 @@ class SampleSpec:
     def __post_init__(self) -> None:
         if int(self.resolution) < 16:
             raise ValueError(f"resolution must be at least 16 px, got {self.resolution}")
-        FaceType.from_string(self.face_type)
+        if not isinstance(self.face_type, FaceType):
+            raise ValueError(f"face_type must be a FaceType, got {type(self.face_type).__name__}")
         if self.ct_mode is not None and self.ct_mode not in CT_MODES:
             raise ValueError(f"unknown ct_mode {self.ct_mode!r} (choose from {', '.join(CT_MODES)} or None)")
         if not 0.0 <= float(self.random_hsv_power) <= 1.0:
             raise ValueError(f"random_hsv_power must be in 0..1, got {self.random_hsv_power}")
         if self.target not in ("face", "xseg"):
             raise ValueError(f"target must be 'face' or 'xseg', got {self.target!r}")
-
-    @property
-    def target_face_type(self) -> FaceType:
-        return FaceType.from_string(self.face_type)
 
 
 @dataclass
@@ -196,7 +193,7 @@ class _Producer:
         self.records = list(records)
         self.spec = spec
         self.batch_size = int(batch_size)
-        self.target = spec.target_face_type
+        self.target = spec.face_type
         self.rng = np.random.default_rng(seed)
         yaws = np.array([face_yaw(r.landmarks) for r in self.records]) if spec.uniform_yaw else None
         self.order = _Order(np.arange(len(self.records)), self.rng, yaws)
@@ -285,7 +282,7 @@ def preview_batch(records: Sequence[FaceRecord], spec: SampleSpec, n: int, seed:
         from models.xseg_samples import xseg_masks
         mask_fn = xseg_masks
     for k, i in enumerate(picks):
-        face = _load_face(records[int(i)], spec.target_face_type, spec.resolution, True, spec.eyes_mouth, mask_fn)
+        face = _load_face(records[int(i)], spec.face_type, spec.resolution, True, spec.eyes_mouth, mask_fn)
         out.target[k] = _to_float(face.image)
         masks = _to_float(face.masks)
         if mask_fn is not None:  # xseg: the hand label when there is one, else the landmark hull

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from facelib.face_type import FaceType
 from models.augment import SampleSpec
 from models.autoencoder import SwapAutoencoder
 
@@ -25,5 +26,5 @@ class Quick96(SwapAutoencoder):
         super().__init__(files, {**options, **QUICK96_OPTIONS}, training=training)
 
     def sample_specs(self) -> tuple[SampleSpec, SampleSpec]:
-        spec = SampleSpec(resolution=96, face_type="full_face", random_warp=True, eyes_mouth=False)
+        spec = SampleSpec(resolution=96, face_type=FaceType.FULL, random_warp=True, eyes_mouth=False)
         return spec, spec

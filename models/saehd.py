@@ -22,9 +22,8 @@ class SAEHD(SwapAutoencoder):
 
     def sample_specs(self) -> tuple[SampleSpec, SampleSpec]:
         o = self.effective_options()
-        ft = self.face_type.long_name
         ct = None if o["ct_mode"] == "none" else o["ct_mode"]
-        common = dict(resolution=self.resolution, face_type=ft, random_warp=bool(o["random_warp"]),
+        common = dict(resolution=self.resolution, face_type=self.face_type, random_warp=bool(o["random_warp"]),
                       scale_range=(-0.15, 0.15), uniform_yaw=bool(o["uniform_yaw"]), eyes_mouth=bool(o["eyes_mouth_prio"]))
         return (SampleSpec(random_flip=bool(o["random_src_flip"]), random_hsv_power=float(o["random_hsv_power"]),
                            ct_mode=ct, **common),

@@ -100,7 +100,7 @@ def _light_reader():
     return _read_light
 
 
-def load_faceset(path: str | Path, face_type: str | None = None) -> list[FaceRecord]:
+def load_faceset(path: str | Path, face_type: FaceType | None = None) -> list[FaceRecord]:
     """The faces of a faceset (a folder, its `faceset.pak` when there is one, or a pack), metadata only.
 
     With `face_type`, also checks that the faces can be cropped to it (see `check_face_type`).
@@ -139,9 +139,8 @@ def _record(face: Face, meta: _LightMeta) -> FaceRecord:
                       labelled=labelled, label_problems=problems)
 
 
-def check_face_type(records: Sequence[FaceRecord], face_type: str) -> None:
+def check_face_type(records: Sequence[FaceRecord], target: FaceType) -> None:
     """Refuse faces narrower than the model's face type: a crop can be re-cropped smaller, never wider."""
-    target = FaceType.from_string(face_type)
     seen: set[FaceType] = set()
     for rec in records:
         ft = rec.face_type

@@ -46,7 +46,7 @@ class XSeg(ModelBase):
         self._last_batch: dict[str, np.ndarray] | None = None
 
     def sample_specs(self) -> tuple[SampleSpec, SampleSpec]:
-        spec = SampleSpec(resolution=self.resolution, face_type=self.face_type.long_name, random_warp=True,
+        spec = SampleSpec(resolution=self.resolution, face_type=self.face_type, random_warp=True,
                           random_flip=True, eyes_mouth=False, target="xseg", generic=bool(self.options["generic"]))
         return spec, spec
 

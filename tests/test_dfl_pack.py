@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from core.errors import UserError
+from facelib.face_type import FaceType as OurFaceType
 from faceset import pack_dfl
 from faceset.dfl_pickle import restricted_loads
 from faceset.face_file import load_aligned_face
@@ -176,7 +177,7 @@ def test_a_pack_whose_last_offset_counts_from_the_data_reads_the_same(dfl_faces,
 
 
 def test_training_reads_a_dfl_pack(dfl_faces, dfl_pack):
-    records = load_faceset(dfl_pack[0], face_type="full_face")
+    records = load_faceset(dfl_pack[0], face_type=OurFaceType.FULL)
     assert [r.name for r in records] == [n for n, _, _ in dfl_faces]
     for rec, (_name, data, d) in zip(records, dfl_faces):
         assert rec.path == str(dfl_pack[1]) and rec.read_bytes() == data

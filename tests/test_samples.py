@@ -29,7 +29,7 @@ from models.sample_set import load_faceset
 from tests.conftest import REPO
 from tests.facesets import make_faceset
 
-SPEC = SampleSpec(64, "full_face", random_flip=True, scale_range=(-0.15, 0.15))
+SPEC = SampleSpec(64, FaceType.FULL, random_flip=True, scale_range=(-0.15, 0.15))
 
 
 @pytest.fixture(scope="module")
@@ -139,12 +139,12 @@ def test_load_errors_name_the_folder_or_file(wf_set, f_set, tmp_path):
     # a crop cannot be widened: full_face faces for a whole_face model are refused, naming a face
     narrow = _copy(f_files, tmp_path / "narrow")
     with pytest.raises(UserError, match="extract the faces as whole_face") as err:
-        load_faceset(narrow, face_type="wf")
+        load_faceset(narrow, face_type=FaceType.WHOLE_FACE)
     assert err.value.path.parent == narrow
     records = load_faceset(narrow)
     with pytest.raises(UserError, match="covers more"):
-        BatchStream(records, SampleSpec(64, "whole_face"), 2, workers=0)
-    assert len(load_faceset(narrow, face_type="half_face")) == 2  # narrower is fine
+        BatchStream(records, SampleSpec(64, FaceType.WHOLE_FACE), 2, workers=0)
+    assert len(load_faceset(narrow, face_type=FaceType.HALF)) == 2  # narrower is fine
 
 
 # ---- faces at the model's crop ----------------------------------------------------------------
@@ -166,7 +166,7 @@ def test_wider_faces_are_recropped_to_the_model_face_type(wf_set, tmp_path):
     full_face crop, so it matches a full_face crop taken from the original frame."""
     root, files = wf_set
     records = load_faceset(root / "aligned")
-    spec = SampleSpec(64, "full_face")
+    spec = SampleSpec(64, FaceType.FULL)
     for rec in records[::2]:
         meta = read_face_meta(Path(rec.path))
         batch = preview_batch([rec], spec, 1)
@@ -206,7 +206,7 @@ def test_mixed_sizes_are_resized(wf_set, tmp_path):
     big = cv2.resize(image, (192, 192), interpolation=cv2.INTER_CUBIC)
     write_aligned_face(folder / "big.jpg", big, replace(meta, landmarks=meta.landmarks * 2))
     records = load_faceset(folder)
-    spec = SampleSpec(64, "whole_face")
+    spec = SampleSpec(64, FaceType.WHOLE_FACE)
     small = preview_batch([r for r in records if r.name == files[0].name], spec, 1)
     large = preview_batch([r for r in records if r.name == "big.jpg"], spec, 1)
     direct = preview_batch(load_faceset(root / "aligned"), spec, 6)
@@ -326,10 +326,11 @@ def test_workers_produce_batches_and_leave_no_process(wf_set):
 def test_workers_exit_when_the_trainer_is_killed(wf_set):
     """A trainer killed with SIGKILL cannot close its stream; its workers notice and exit."""
     code = (f"import os, sys; sys.path.insert(0, {str(REPO)!r})\n"
+            "from facelib.face_type import FaceType\n"
             "from models.augment import SampleSpec\n"
             "from models.batch_stream import BatchStream\n"
             "if __name__ == '__main__':\n"
-            f"    s = BatchStream({str(wf_set[0] / 'aligned')!r}, SampleSpec(64, 'full_face'), 2, workers=1)\n"
+            f"    s = BatchStream({str(wf_set[0] / 'aligned')!r}, SampleSpec(64, FaceType.FULL), 2, workers=1)\n"
             "    s.next()\n"
             "    print(s.processes[0].pid, flush=True)\n"
             "    os.kill(os.getpid(), 9)\n")
@@ -384,7 +385,7 @@ def test_packed_faceset(wf_set, tmp_path):
     for a, b in zip(records, folder):
         np.testing.assert_array_equal(a.landmarks, b.landmarks)
         assert a.read_bytes() == Path(b.path).read_bytes()
-    spec = SampleSpec(64, "full_face")
+    spec = SampleSpec(64, FaceType.FULL)
     np.testing.assert_array_equal(preview_batch(records, spec, 4).target, preview_batch(folder, spec, 4).target)
     with BatchStream(packed, SPEC, 2, workers=1, seed=0) as stream:  # a path, read by a worker process
         assert stream.face_count == 6 and stream.next().warped.shape == (2, 64, 64, 3)

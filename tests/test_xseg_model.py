@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from facelib.face_type import FaceType
 from tests.conftest import run_cli
 from tests.facesets import make_faceset
 
@@ -76,7 +77,7 @@ def test_samples_use_hand_labels_and_fall_back_to_generic_targets(facesets, caps
     from models.augment import SampleSpec, _Producer
     from models.sample_set import load_faceset
     from models.xseg_samples import select_faces
-    spec = SampleSpec(resolution=64, face_type="wf", random_flip=True, eyes_mouth=False, target="xseg")
+    spec = SampleSpec(resolution=64, face_type=FaceType.WHOLE_FACE, random_flip=True, eyes_mouth=False, target="xseg")
     src, dst = load_faceset(facesets[0]), load_faceset(facesets[1])
     labelled, src_spec = select_faces(src, spec, "src")
     unlabelled, dst_spec = select_faces(dst, spec, "dst")
@@ -120,7 +121,7 @@ def test_generic_training_draws_hand_labelled_faces_half_the_time_however_few(fa
     from models.augment import SampleSpec
     from models.sample_set import load_faceset
     from models.xseg_samples import select_faces
-    spec = _generic(SampleSpec(resolution=64, face_type="wf", eyes_mouth=False, target="xseg"))
+    spec = _generic(SampleSpec(resolution=64, face_type=FaceType.WHOLE_FACE, eyes_mouth=False, target="xseg"))
     src, dst = load_faceset(facesets[0]), load_faceset(facesets[1])
     assert [r.labelled for r in src] == [True, True, False, False] and not any(r.labelled for r in dst)
     many = [dataclasses.replace(dst[k % len(dst)]) for k in range(40)]  # 40 unlabelled faces (same files)
@@ -148,7 +149,7 @@ def test_labels_that_cannot_make_a_mask_are_skipped_with_one_warning_per_face(fa
     fs.write_meta(faces[2], _replace_poly(_with_labels(meta), 0, _with_labels(meta).seg_ie_polys[0]["pts"][:2]))
     records = load_faceset(folder)
     assert [bool(r.label_problems) for r in records] == [False, True, True, False]
-    spec = SampleSpec(resolution=64, face_type="wf", eyes_mouth=False, target="xseg")
+    spec = SampleSpec(resolution=64, face_type=FaceType.WHOLE_FACE, eyes_mouth=False, target="xseg")
     capsys.readouterr()
 
     chosen, side_spec = select_faces(records, spec, "src")  # labels alone: the bad faces are left out
@@ -165,7 +166,7 @@ def test_labels_that_cannot_make_a_mask_are_skipped_with_one_warning_per_face(fa
     warned: set[str] = set()  # the trainer's: one faceset as src and dst names each face once
     select_faces(records, spec, "src", warned), select_faces(records, spec, "dst", warned)
     assert sum("labels are skipped" in line for line in capsys.readouterr().err.splitlines()) == 2
-    face = _load_face(records[1], side_spec.target_face_type, 64, True, False, xseg_masks)
+    face = _load_face(records[1], side_spec.face_type, 64, True, False, xseg_masks)
     assert not face.labelled and face.masks[..., 0].max() == 0  # no target from the broken labels
 
 
@@ -180,7 +181,6 @@ def test_generic_occluders_are_placed_by_the_faces_landmarks(facesets, monkeypat
     """Glasses sit on the eyes: the synthetic occluders get the face's 68 landmarks at the sample's size."""
     import models.xseg_targets as targets
     from facelib.crop import CropSpec
-    from facelib.face_type import FaceType
     from models.augment import SampleSpec, _Producer
     from models.sample_set import load_faceset
     seen: list = []
@@ -194,7 +194,7 @@ def test_generic_occluders_are_placed_by_the_faces_landmarks(facesets, monkeypat
     rec = load_faceset(facesets[1])[0]  # whole_face at 96 px, unlabelled
     for face_type in ("wf", "f"):  # resized, and re-cropped to a narrower face type
         seen.clear()
-        spec = SampleSpec(resolution=64, face_type=face_type, eyes_mouth=False, target="xseg", generic=True)
+        spec = SampleSpec(resolution=64, face_type=FaceType.from_string(face_type), eyes_mouth=False, target="xseg", generic=True)
         _Producer([rec], spec, 3, seed=1, ct_source=None, cache_bytes=1 << 26).next_batch()
         expected = CropSpec(64, FaceType.from_string(face_type)).to_face(rec.landmarks) if face_type == "f" \
             else (rec.landmarks + 0.5) * (64 / 96) - 0.5
