@@ -195,6 +195,24 @@ def _add_facesettool(sub: argparse._SubParsersAction, common: list[argparse.Argu
                                                               a.jpeg_quality, a.workers, getattr(a, "debug", False)))
 
 
+def _add_importdfl(sub: argparse._SubParsersAction, common: list[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("importdfl", aliases=["import-dfl"], parents=common,
+                       help="import a DeepFaceLab SAEHD model folder (train on and merge with it here)",
+                       description="Read a DFL SAEHD model (<name>_SAEHD_data.dat and <name>_SAEHD_*.npy, through a "
+                                   "loader that runs no code) and write it as this toolkit's SAEHD model: DFL's options, "
+                                   "iteration, loss history, weights and AdaBelief optimizer state. The DFL files are "
+                                   "only read; an existing model is never replaced.")
+    p.add_argument("--input-dir", required=True, help="the DFL model folder (DFL's workspace/model)")
+    p.add_argument("--model-dir", required=True, help="folder for the imported model (may be the same folder)")
+    p.add_argument("--name", default=None, help="which DFL model to import when the folder holds several")
+    p.add_argument("--save-as", default=None, help="name of the imported model (default: the DFL model's name)")
+
+    def run(a: argparse.Namespace) -> None:
+        from mainscripts.import_dfl import import_dfl
+        import_dfl(a.input_dir, a.model_dir, a.name, a.save_as)
+    p.set_defaults(func=run)
+
+
 def _add_train(sub: argparse._SubParsersAction, common: list[argparse.ArgumentParser]) -> None:
     from core.keras_backend import PRECISIONS
     from core.settings import add_flags
@@ -308,57 +326,6 @@ def _add_merge(sub: argparse._SubParsersAction, common: list[argparse.ArgumentPa
         settings=flags_given(a, "m_"), xseg_model_dir=a.xseg_model_dir))
 
 
-def _add_xseg(sub: argparse._SubParsersAction, common: list[argparse.ArgumentParser]) -> None:
-    from mainscripts import xseg_util
-
-    xseg = sub.add_parser("xseg", parents=common, help="XSeg masks: label, fetch, apply a trained mask, export",
-                          description="DFL's XSeg workflow: label faces (editor), train `train --model XSeg`, bake the "
-                                      "trained mask into the faces (apply), check it in the editor, label the failures.")
-    cmds = xseg.add_subparsers(dest="xseg_command", required=True, metavar="SUBCOMMAND")
-
-    p = cmds.add_parser("editor", parents=common, help="draw include/exclude polygons on aligned faces",
-                        description="The labelling window; each face's labels are saved when you leave it.")
-    p.add_argument("--input-dir", required=True, help="aligned faces folder, e.g. workspace/data_dst/aligned")
-    p.add_argument("--model-dir", default=None, help="trained XSeg model whose mask to show as a second overlay")
-
-    def run_editor(a: argparse.Namespace) -> None:
-        rc = xseg_util.editor(a.input_dir, a.model_dir)
-        if rc:
-            raise SystemExit(rc)
-    p.set_defaults(func=run_editor)
-
-    p = cmds.add_parser("fetch", parents=common, help="copy the labelled faces to <dir>_xseg",
-                        description="Copy every face carrying labels, unchanged and under its own name, to <dir>_xseg. "
-                                    "Faces whose labels cannot make a mask are listed and not copied (exit code 1).")
-    p.add_argument("--input-dir", required=True, help="aligned faces folder")
-    p.set_defaults(func=lambda a: xseg_util.fetch(a.input_dir))
-
-    p = cmds.add_parser("remove-labels", parents=common, help="delete the label polygons of every face",
-                        description="Delete every face's XSeg labels. Asks first on a terminal; without one it needs --yes.")
-    p.add_argument("--input-dir", required=True, help="aligned faces folder")
-    p.add_argument("--yes", action="store_true", help="delete without asking (needed when stdin is not a terminal)")
-    p.set_defaults(func=lambda a: xseg_util.remove_labels(a.input_dir, yes=a.yes))
-
-    p = cmds.add_parser("apply", parents=common + [_device_parent()], help="bake a trained XSeg mask into every face",
-                        description="Run a trained XSeg model on every face and store its mask in the face (used by "
-                                    "training and merging). Safe to stop and run again.")
-    p.add_argument("--input-dir", required=True, help="aligned faces folder")
-    p.add_argument("--model-dir", required=True, help="folder holding a trained XSeg model, e.g. workspace/model")
-    p.set_defaults(func=lambda a: xseg_util.apply_masks(a.input_dir, a.model_dir))
-
-    p = cmds.add_parser("remove", parents=common, help="delete the baked XSeg masks (labels stay)",
-                        description="Delete every face's baked XSeg mask; training and merging use the labels or the "
-                                    "landmark hull again. `xseg apply` bakes it again.")
-    p.add_argument("--input-dir", required=True, help="aligned faces folder")
-    p.set_defaults(func=lambda a: xseg_util.remove_masks(a.input_dir))
-
-    p = cmds.add_parser("export-masks", parents=common, help="write each face's mask as <stem>_mask.jpg into <dir>_mask",
-                        description="DFL's --export-faceset-mask (also `util --export-faceset-mask`): the baked XSeg "
-                                    "mask, else the label polygons, as black-and-white images.")
-    p.add_argument("--input-dir", required=True, help="aligned faces folder")
-    p.set_defaults(func=lambda a: xseg_util.export_masks(a.input_dir))
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="main.py", description="Face-swap toolkit in the DeepFaceLab style.",
@@ -374,11 +341,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sort(sub, common)
     _add_util(sub, common)
     _add_facesettool(sub, common)
+    _add_importdfl(sub, common)
     _add_train(sub, common)
     _add_demo(sub, common)
     _add_merge(sub, common)
     _add_evaluate(sub, common)
-    _add_xseg(sub, common)
+    from mainscripts import xseg_cli
+    xseg_cli.add_parser(sub, common, _device_parent())
     return parser
 
 

@@ -23,6 +23,7 @@ nothing but the opcodes listed there.
 """
 from __future__ import annotations
 
+import contextvars
 import io
 import math
 import pickle
@@ -64,15 +65,22 @@ def _dtype_code(code: Any) -> np.dtype:
     return _plain_dtype(np.dtype(code))
 
 
+# [largest array, bytes `_reconstruct` may still allocate] for the load in progress: an array's data
+# is part of the pickle, so neither can exceed the pickle's size (or MAX_PAYLOAD for a small one); a
+# numpy-written array reconstructs at shape (0,) and gets its data from the stream.
+_ARRAY_BUDGET: contextvars.ContextVar[list[int]] = contextvars.ContextVar("_ARRAY_BUDGET")
+
+
 def _shape(shape: Any, dtype: np.dtype) -> tuple[int, ...]:
     if not isinstance(shape, tuple) or len(shape) > _MAX_NDIM \
             or not all(type(n) is int and n >= 0 for n in shape):
         raise _Refused(f"not plain data (array shape {shape!r})")
+    limit = _ARRAY_BUDGET.get([MAX_PAYLOAD])[0]
     n = dtype.itemsize
     for dim in shape:
         n *= dim
-        if n > MAX_PAYLOAD:
-            raise _Refused(f"too large (an array of shape {shape}; the whole metadata is at most {MAX_PAYLOAD} bytes)")
+        if n > limit:
+            raise _Refused(f"too large (an array of shape {shape}; the whole data is at most {limit} bytes)")
     return shape
 
 
@@ -87,7 +95,13 @@ def _reconstruct(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
     if subtype is not _NDARRAY:
         raise _Refused("not plain data (_reconstruct of something other than numpy.ndarray)")
     dt = _plain_dtype(dtype) if isinstance(dtype, np.dtype) else _dtype_code(dtype)
-    return np._core.multiarray._reconstruct(np.ndarray, _shape(shape, dt), dt)
+    shape = _shape(shape, dt)
+    budget = _ARRAY_BUDGET.get(None)
+    if budget is not None:  # many arrays declared empty-handed must not add up past the pickle's size
+        budget[1] -= dt.itemsize * math.prod(shape)
+        if budget[1] < 0:
+            raise _Refused(f"too large (arrays declared past the {budget[0]} bytes of the data)")
+    return np._core.multiarray._reconstruct(np.ndarray, shape, dt)
 
 
 def _dtype(obj: Any, align: Any = False, copy: Any = False) -> np.dtype:
@@ -253,11 +267,15 @@ def restricted_loads(data: bytes, path: str | Path | None = None, *, int_enums: 
     `int_enums`: (module, class) pairs of IntEnums whose members load as plain ints (DFL's pack).
     `max_payload` past the default (a face's metadata) raises the value and byte bounds by the size
     of `data`: a value that is not a repeat costs at least one byte of pickle, so the raised bounds
-    still stop a stream that grows by repetition. `what` names the data in messages.
+    still stop a stream that grows by repetition, and one array (and all arrays `_reconstruct` is
+    asked to allocate) may be as large as `data`, checked before anything is allocated (DFL's weight
+    files). `what` names the data in messages.
     """
     if len(data) > max_payload:
         raise UserError(f"refusing to load {what}: too large ({len(data)} bytes; at most {max_payload})", path)
     extra = len(data) if max_payload > MAX_PAYLOAD else 0
+    largest = max(MAX_PAYLOAD, len(data)) if extra else MAX_PAYLOAD
+    token = _ARRAY_BUDGET.set([largest, largest])
     try:
         obj = RestrictedUnpickler(io.BytesIO(data), path, int_enums, what).load()
         _check_plain(obj, MAX_ITEMS + extra, MAX_BYTES + extra)
@@ -273,6 +291,8 @@ def restricted_loads(data: bytes, path: str | Path | None = None, *, int_enums: 
     except Exception as e:  # a corrupt pickle can fail in many ways; all mean the same to the user
         detail = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise UserError(f"corrupt {what} (pickle: {detail})", path) from None
+    finally:
+        _ARRAY_BUDGET.reset(token)
 
 
 # ---- writing: DFL's pickle from plain data ----------------------------------------------------

@@ -23,6 +23,9 @@ class ArchiSpec:
     e_dims: int = 64
     d_dims: int = 64
     d_mask_dims: int = 22
+    # DFL's exact layer layout (set for imported DFL models only): symmetric padding in the encoder's
+    # stride-2 convs and a 1x1 first head of the -d face output, as DFL builds them.
+    dfl_layout: bool = False
 
     @property
     def kind(self) -> str:
@@ -66,15 +69,15 @@ def build_encoder(spec: ArchiSpec) -> keras.Model:
     inp = keras.Input((spec.resolution, spec.resolution, 3), name="face")
     e = spec.e_dims
     if "t" in spec.opts:
-        x = L.downscale(inp, e, "down1", act)
+        x = L.downscale(inp, e, "down1", act, symmetric=spec.dfl_layout)
         x = L.residual_block(x, e, "res1", act_kind)
         for i, ch in enumerate((e * 2, e * 4, e * 8, e * 8), start=2):
-            x = L.downscale(x, ch, f"down{i}", act)
+            x = L.downscale(x, ch, f"down{i}", act, symmetric=spec.dfl_layout)
         x = L.residual_block(x, e * 8, "res5", act_kind)
     else:
         x = inp
         for i, ch in enumerate((e, e * 2, e * 4, e * 8), start=1):
-            x = L.downscale(x, ch, f"down{i}", act)
+            x = L.downscale(x, ch, f"down{i}", act, symmetric=spec.dfl_layout)
     x = keras.layers.Flatten(name="flatten")(x)
     if "u" in spec.opts:
         x = L.PixelNorm(name="pixel_norm")(x)
@@ -111,7 +114,7 @@ def build_decoder(spec: ArchiSpec, name: str = "decoder") -> keras.Model:
         x = L.upscale(x, ch, f"upscale{i}", act)
         x = L.residual_block(x, ch, f"res{i}", act_kind)
     if "d" in opts:
-        heads = [L.conv(x, 3, 3, f"out_conv{i}") for i in range(4)]
+        heads = [L.conv(x, 3, 1 if i == 0 and spec.dfl_layout else 3, f"out_conv{i}") for i in range(4)]
         x = L.DepthToSpace(name="out_d2s")(keras.layers.Concatenate(name="out_concat")(heads))
     else:
         x = L.conv(x, 3, 1, "out_conv")

@@ -45,7 +45,7 @@ class SwapAutoencoder(ModelBase):
     def spec(self) -> ArchiSpec:
         o = self.options
         return ArchiSpec(int(o["resolution"]), o["archi"], int(o["ae_dims"]), int(o["e_dims"]),
-                         int(o["d_dims"]), int(o["d_mask_dims"]))
+                         int(o["d_dims"]), int(o["d_mask_dims"]), bool(o.get("dfl_layout", False)))
 
     @property
     def is_liae(self) -> bool:

@@ -43,9 +43,16 @@ def conv(x, filters: int, kernel: int, name: str, strides: int = 1):
     return layers.Conv2D(filters, kernel, strides=strides, padding="same", name=name)(x)
 
 
-def downscale(x, filters: int, name: str, act: Callable, kernel: int = 5):
-    """Stride-2 convolution: halves the resolution."""
-    return layers.Activation(act, name=f"{name}_act")(conv(x, filters, kernel, name, strides=2))
+def downscale(x, filters: int, name: str, act: Callable, kernel: int = 5, symmetric: bool = False):
+    """Stride-2 convolution: halves the resolution. `symmetric` pads (k-1)//2 on every side and runs a
+    `valid` convolution, as DFL does (Keras `same` pads 1 before and 2 after for a 5x5 stride 2): the
+    layout of imported DFL models; the kernel has the same shape and name either way."""
+    if symmetric:
+        x = layers.ZeroPadding2D((kernel - 1) // 2, name=f"{name}_pad")(x)
+        y = layers.Conv2D(filters, kernel, strides=2, padding="valid", name=name)(x)
+    else:
+        y = conv(x, filters, kernel, name, strides=2)
+    return layers.Activation(act, name=f"{name}_act")(y)
 
 
 def upscale(x, filters: int, name: str, act: Callable, kernel: int = 3):

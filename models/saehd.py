@@ -3,14 +3,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.settings import Option, never
 from models.augment import SampleSpec
 from models.autoencoder import SwapAutoencoder
 from models.saehd_options import COMMON_OPTIONS, PRETRAIN_OVERRIDES, SAEHD_OPTIONS
 
+# Set by `importdfl` only (no flag, never asked): the networks use DFL's exact layer layout, so an
+# imported model gives DFL's outputs. Models created here keep Keras' layout (off).
+DFL_LAYOUT = Option("dfl_layout", False, "DFL's layer layout (symmetric padding, 1x1 first -d head): set for models "
+                    "imported from DFL", "DFL layer layout", "bool", first_run_only=True, ask_if=never)
+
 
 class SAEHD(SwapAutoencoder):
     CLASS_NAME = "SAEHD"
-    OPTIONS = SAEHD_OPTIONS + COMMON_OPTIONS
+    OPTIONS = SAEHD_OPTIONS + COMMON_OPTIONS + (DFL_LAYOUT,)
 
     def effective_options(self) -> dict[str, Any]:
         o = dict(self.options)
@@ -34,6 +40,8 @@ class SAEHD(SwapAutoencoder):
         rows = []
         for opt in self.OPTIONS:
             value = eff.get(opt.key)
+            if opt is DFL_LAYOUT and not value:
+                continue  # only imported models say so
             note = " (pretrain)" if self.options.get("pretrain") and opt.key in PRETRAIN_OVERRIDES else ""
             rows.append((opt.key, f"{value}{note}"))
         return rows

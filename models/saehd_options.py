@@ -74,7 +74,7 @@ SAEHD_OPTIONS: tuple[Option, ...] = (
     Option("ae_dims", 256, "Autoencoder bottleneck size: more keeps more detail.", "AutoEncoder dimensions", "int",
            valid_range=(8, 1024), first_run_only=True),
     Option("e_dims", 64, "Encoder width (even).", "Encoder dimensions", "int", valid_range=(8, 256), first_run_only=True),
-    Option("d_dims", 64, "Decoder width.", "Decoder dimensions", "int", valid_range=(8, 256), first_run_only=True),
+    Option("d_dims", 64, "Decoder width.", "Decoder dimensions", "int", valid_range=(4, 256), first_run_only=True),
     Option("d_mask_dims", _even_third, "Mask decoder width (default d_dims/3, even).", "Decoder mask dimensions", "int",
            valid_range=(4, 256), first_run_only=True),
     Option("masked_training", True, "Train only inside the face mask (whole face / head); off trains the whole square.",

@@ -36,6 +36,14 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> CliRes
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
+@pytest.fixture
+def no_terminal(monkeypatch):
+    """Commands in this process never prompt, even when pytest runs with -s in a terminal
+    (a module uses it with `pytestmark = pytest.mark.usefixtures("no_terminal")`)."""
+    from core import interact
+    monkeypatch.setattr(interact, "is_interactive", lambda: False)
+
+
 @pytest.fixture(scope="session")
 def face_video(tmp_path_factory):
     """A 2-second 25 fps 320x240 clip of a real face photo in motion, with a 440 Hz audio track."""

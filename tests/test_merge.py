@@ -10,7 +10,6 @@ import cv2
 import numpy as np
 import pytest
 
-from core import interact
 from core.image_io import read_image, write_image
 from mainscripts import merger_cli
 from tests.conftest import run_cli
@@ -26,10 +25,7 @@ def dst(tmp_path_factory):
     return root
 
 
-@pytest.fixture(autouse=True)
-def no_terminal(monkeypatch):
-    """Tests never prompt, even when pytest runs with -s in a terminal."""
-    monkeypatch.setattr(interact, "is_interactive", lambda: False)
+pytestmark = pytest.mark.usefixtures("no_terminal")
 
 
 def _args(dst: Path, out: Path, model_dir: Path | None = None, aligned: Path | None = None) -> list[str]:

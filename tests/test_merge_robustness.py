@@ -36,9 +36,7 @@ def dst(tmp_path_factory):
     return make_dst(tmp_path_factory.mktemp("data_dst"), count=3)
 
 
-@pytest.fixture(autouse=True)
-def no_terminal(monkeypatch):
-    monkeypatch.setattr(interact, "is_interactive", lambda: False)
+pytestmark = pytest.mark.usefixtures("no_terminal")
 
 
 def _cli_args(dst: Path, out: Path, mask: Path, model_dir: Path) -> list[str]:

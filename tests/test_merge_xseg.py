@@ -12,7 +12,6 @@ import cv2
 import numpy as np
 import pytest
 
-from core import interact
 from core.image_io import read_image
 from facelib.crop import CropSpec
 from facelib.face_type import FaceType
@@ -31,9 +30,7 @@ def dst(tmp_path_factory):
     return make_dst(tmp_path_factory.mktemp("data_dst"), count=3)
 
 
-@pytest.fixture(autouse=True)
-def no_terminal(monkeypatch):
-    monkeypatch.setattr(interact, "is_interactive", lambda: False)
+pytestmark = pytest.mark.usefixtures("no_terminal")
 
 
 def _merge(dst: Path, out: Path, mask_mode: str, masker=None, aligned: Path | None = None, **settings):

@@ -39,6 +39,7 @@ PAIRS: list[tuple[str, str]] = [
     ("4.2) data_src util faceset unpack", "4.2_data_src_util_faceset_unpack"),
     ("4.2) data_src util faceset resize", "4.2_data_src_util_faceset_resize"),
     ("4.2) data_src util recover original filename", "4.2_data_src_util_recover_original_filename"),
+    ("4.3) import DFL model", "4.3_import_DFL_model"),
     ("5) data_dst faceset extract", "5_data_dst_faceset_extract"),
     ("5) data_dst faceset extract MANUAL", "5_data_dst_faceset_extract_MANUAL"),
     ("5) data_dst faceset extract + manual fix", "5_data_dst_faceset_extract_manual_fix"),
@@ -193,6 +194,9 @@ class Checks(XSegChecks):
     def after_4_2_data_src_util_recover_original_filename(self) -> None:
         check_faces(self.ws / "data_src/aligned", ORIGINAL_FACE_NAMES, 256)
 
+    def after_4_3_import_DFL_model(self) -> None:  # run on DFL's own fixture model, into model_dfl
+        assert [p.name for p in (self.ws / "model_dfl").glob("*_state.npz")] == ["saehd_liae-ud_64_SAEHD_state.npz"]
+
     def after_5_data_dst_faceset_extract(self) -> None:
         check_faces(self.ws / "data_dst/aligned", ORIGINAL_FACE_NAMES, 512)
         assert sorted(p.name for p in (self.ws / "data_dst/aligned_debug").iterdir()) == \
@@ -289,6 +293,8 @@ def test_every_sh_script_runs_in_workflow_order(tmp_path, spaced_repo):
         "1_clear_workspace": ["--yes"],  # no terminal to ask on: deleting needs an explicit yes
         "3_cut_video_drop_video_on_me": [str(ws / "data_dst.mp4"), "--to-time", "0.6"],
         "4.2_data_src_util_faceset_resize": ["--image-size", "256"],
+        "4.3_import_DFL_model": ["--input-dir", str(REPO.parent / "shared/dfl-fixtures/saehd_liae-ud_64"),
+                                 "--model-dir", str(ws / "model_dfl")],  # model/ gets Quick96 and SAEHD later
         "5_data_dst_faceset_extract_manual_fix": ["--force"],
         "5.2_data_dst_util_faceset_resize": ["--image-size", "256"],
         "5.XSeg_data_dst_mask_remove": ["--yes"],

