@@ -80,15 +80,9 @@ def open_faces(input_dir: Path) -> tuple[Faceset, list[Face], list[bool]]:
     faceset.require_folder("the XSeg editor")
     faces: list[Face] = []
     labelled: list[bool] = []
-    jpegs = [f for f in faceset if f.is_jpeg]
-    for face in tqdm(jpegs, desc="Loading faces", unit="faces", dynamic_ncols=True, disable=len(jpegs) < 200):
-        try:
-            meta = face.meta()
-        except UserError as e:
-            log.warning(f"{face.where}: {e.problem}; skipped")
-            continue
-        if meta is None:
-            continue
+    loading = tqdm(faceset.with_meta(), desc="Loading faces", unit="faces", total=len(faceset), dynamic_ncols=True,
+                   disable=len(faceset) < 200)
+    for face, meta in loading:
         faces.append(face)
         labelled.append(any(len(p["pts"]) for p in meta.seg_ie_polys or ()))
     if not faces:

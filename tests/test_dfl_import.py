@@ -43,6 +43,7 @@ def imported(tmp_path_factory) -> dict[str, Path]:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", FIXTURE_MODELS)
 def test_imported_fixture_predicts_what_dfl_predicts(imported, name):
     from models.loader import load_predictor
@@ -159,6 +160,7 @@ class _RunsCode:
         return os.system, (f"touch '{self.marker}'",)
 
 
+@pytest.mark.slow
 def test_a_dfl_format_folder_made_from_the_format_imports_with_its_weights(tmp_path):
     written = write_dfl_model(tmp_path / "dfl")
     res = run_cli("importdfl", "--input-dir", str(tmp_path / "dfl"), "--model-dir", str(tmp_path / "ours"))
@@ -208,6 +210,7 @@ def test_folders_without_an_importable_model_say_so_in_one_line(tmp_path):
     assert res.returncode == 1 and "Quick96" in res.error_lines[0] and "only SAEHD" in res.error_lines[0]
 
 
+@pytest.mark.slow
 def test_a_missing_or_misshapen_weight_file_and_an_existing_model_are_refused(tmp_path):
     write_dfl_model(tmp_path / "dfl")
     (tmp_path / "dfl" / "mine_SAEHD_decoder_dst.npy").unlink()

@@ -266,6 +266,7 @@ def test_xseg_starts_beside_a_face_model_in_the_same_folder(tmp_path, facesets):
     assert (tmp_path / "new_XSeg_state.npz").is_file() and saehd.state.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_xseg_refuses_face_model_flags(tmp_path, facesets):
     r = run_cli("train", "--model", "XSeg", "--training-data-src-dir", str(facesets[0]), "--training-data-dst-dir",
                 str(facesets[1]), "--model-dir", str(tmp_path), "--no-preview", "--silent-start", "--archi", "df")
