@@ -216,9 +216,7 @@ def _add_importdfl(sub: argparse._SubParsersAction, common: list[argparse.Argume
 def _add_train(sub: argparse._SubParsersAction, common: list[argparse.ArgumentParser]) -> None:
     from core.keras_backend import PRECISIONS
     from core.settings import add_flags
-    from models.loader import MODEL_NAMES
-    from models.saehd_options import COMMON_OPTIONS, SAEHD_OPTIONS
-    from models.xseg_options import XSEG_OPTIONS
+    from models.loader import MODEL_NAMES, train_flag_options
 
     p = sub.add_parser("train", parents=common + [_device_parent()], help="train a face-swap model on a src and a dst faceset",
                        description="Train Quick96 or SAEHD (DFL's models, in Keras 3), or XSeg (the face segmentation "
@@ -248,7 +246,7 @@ def _add_train(sub: argparse._SubParsersAction, common: list[argparse.ArgumentPa
     options = p.add_argument_group("model options (SAEHD's, and XSeg's --face-type, --batch-size, --generic, --dims, "
                                    "--resolution; Quick96 has a fixed configuration and refuses them; the same checks "
                                    "apply to the model's <name>_<Model>_options.json)")
-    add_flags(options, SAEHD_OPTIONS + COMMON_OPTIONS + XSEG_OPTIONS)
+    add_flags(options, train_flag_options())
 
     def run(a: argparse.Namespace) -> None:
         from pathlib import Path
@@ -346,8 +344,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(sub, common)
     _add_merge(sub, common)
     _add_evaluate(sub, common)
-    from mainscripts import xseg_cli
+    from mainscripts import export_cli, live_cli, xseg_cli
     xseg_cli.add_parser(sub, common, _device_parent())
+    export_cli.add_parser(sub, common, _device_parent())
+    live_cli.add_parser(sub, common, _device_parent())
     return parser
 
 

@@ -1,30 +1,46 @@
 """Finding, creating and loading models by class name: the one entry point for train and merge."""
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 from core import interact, log
 from core import keras_backend as kb
 from core.errors import UserError
+from core.settings import Option
 from models.base import ModelBase
 from models.model_files import ModelFiles, find_models, other_class_of, rival_models, same_kind
 from models.options import parse_saved
 
-MODEL_NAMES = ("Quick96", "SAEHD", "XSeg")
+# class name -> (module, class); each module is imported only when its model is used
+_CLASSES: dict[str, tuple[str, str]] = {
+    "Quick96": ("models.quick96", "Quick96"),
+    "SAEHD": ("models.saehd", "SAEHD"),
+    "AMP": ("models.amp", "AMP"),
+    "Original": ("models.original", "Original"),
+    "Reenact": ("models.reenact", "Reenact"),
+    "XSeg": ("models.xseg", "XSeg"),
+}
+MODEL_NAMES = tuple(_CLASSES)
 DEFAULT_NEW_NAME = "new"
 
 
 def model_class(name: str) -> type[ModelBase]:
-    if name == "Quick96":
-        from models.quick96 import Quick96
-        return Quick96
-    if name == "SAEHD":
-        from models.saehd import SAEHD
-        return SAEHD
-    if name == "XSeg":
-        from models.xseg import XSeg
-        return XSeg
-    raise UserError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+    if name not in _CLASSES:
+        raise UserError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+    module, cls = _CLASSES[name]
+    return getattr(importlib.import_module(module), cls)
+
+
+def train_flag_options() -> tuple[Option, ...]:
+    """Every model's options, for `train`'s flags (a key shared by several models gets one flag; each
+    model refuses the flags it does not have). The option modules import no Keras."""
+    from models.amp_options import AMP_OPTIONS
+    from models.original_options import ORIGINAL_OPTIONS
+    from models.reenact_options import REENACT_OPTIONS
+    from models.saehd_options import COMMON_OPTIONS, SAEHD_OPTIONS
+    from models.xseg_options import XSEG_OPTIONS
+    return SAEHD_OPTIONS + COMMON_OPTIONS + AMP_OPTIONS + ORIGINAL_OPTIONS + REENACT_OPTIONS + XSEG_OPTIONS
 
 
 def choose_model_name(folder: Path, class_name: str, forced: str | None, silent: bool) -> str:
