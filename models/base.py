@@ -100,7 +100,7 @@ class ModelBase:
         """SS, DD, SD faces and their masks (SSm, DDm, SDm) for the preview window."""
         raise NotImplementedError
 
-    def predict_batch(self, faces: np.ndarray) -> Prediction:
+    def predict_batch(self, faces: np.ndarray, **extra) -> Prediction:
         raise NotImplementedError
 
     def summary_rows(self) -> list[tuple[str, str]]:
@@ -125,11 +125,12 @@ class ModelBase:
         self._history_len += 1
 
     # --- FacePredictor ----------------------------------------------------------------------------
-    def predict(self, faces: np.ndarray) -> Prediction:
+    def predict(self, faces: np.ndarray, **extra) -> Prediction:
+        """The FacePredictor call; `extra` (morph=, landmarks=) goes to models that declare it."""
         faces = np.asarray(faces, np.float32)
         if faces.ndim != 4 or faces.shape[1:] != (self.resolution, self.resolution, 3):
             raise ValueError(f"faces must be (N, {self.resolution}, {self.resolution}, 3), got {faces.shape}")
-        return self.predict_batch(faces)
+        return self.predict_batch(faces, **extra)
 
     # --- variables ----------------------------------------------------------------------------------
     def _net_items(self) -> list[tuple[str, Any]]:

@@ -52,3 +52,11 @@ def check_dfm_signature(inputs: list[tuple[str, list]], outputs: list[tuple[str,
     if len(outputs) != 3:
         raise DfmContractError(f"three outputs (dst mask, swapped face, src mask) are needed; found {len(outputs)}")
     return DfmShape(resolution=int(h), has_morph=len(inputs) == 2)
+
+# metadata_props this toolkit writes into the .dfm (DFL's files have none: the reader then assumes
+# DeepFaceLive's whole-face crop unless told otherwise)
+META_FACE_TYPE = "facekit.face_type"  # short face type name: h, mf, f, wf, head
+META_MODEL_CLASS = "facekit.model_class"  # SAEHD, Quick96, AMP ...
+META_MODEL_NAME = "facekit.model_name"
+META_ITERATION = "facekit.iteration"
+DFL_DEFAULT_FACE_TYPE = "wf"  # DeepFaceLive's recipes train whole-face models

@@ -28,7 +28,12 @@ class FacePredictor(Protocol):
     face_type: FaceType  # the crop the model was trained on
     iteration: int  # training iteration of the weights (a changed value invalidates merged frames)
     default_mode: str  # the merge mode the model suggests ("overlay")
+    # Optional, read with getattr(predictor, name, False) by the callers (merger/pipeline.py, live):
+    # has_morph: bool  -- predict() takes morph=float in 0..1 (AMP's morph factor, MergeConfig.morph_factor)
+    # needs_landmarks: bool  -- predict() takes landmarks=(N, 68, 2) float32, each face's landmarks in
+    #     the pixels of its R x R crop (Reenact: the driving landmarks)
 
-    def predict(self, faces: np.ndarray) -> Prediction:
-        """faces: (N, R, R, 3) float32 BGR in 0..1 cropped with facelib.align at (R, face_type)."""
+    def predict(self, faces: np.ndarray, **extra) -> Prediction:
+        """faces: (N, R, R, 3) float32 BGR in 0..1 cropped with facelib.align at (R, face_type);
+        `extra`: morph= and/or landmarks= when the predictor says it takes them (see above)."""
         ...
