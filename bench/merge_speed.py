@@ -75,7 +75,7 @@ def measure(folder: Path, frames: int, workers: int, model_dir: str | None, mode
         from tests.merge_standin import standin_from_aligned
         predictor = standin_from_aligned(sorted((folder / "aligned").glob("*.jpg"))[0], resolution=128)
         label = "stand-in 128"
-    cfg = default_config(getattr(predictor, "default_mode", None))
+    cfg = default_config(getattr(predictor, "default_mode", None), getattr(predictor, "default_mask_mode", None))
     if mask_mode:
         cfg = cfg.replace(mask_mode=mask_mode)
     xseg = xseg_masker(folder, xseg_dir) if needs_xseg(cfg.mask_mode) else None

@@ -7,6 +7,10 @@ also has its own flag (`--erode 40 --mode seamless`, declared in merger.config.M
 flags win over --config's values and, like --config, choose batch mode unless --interactive is given
 (then they are the window's starting settings). The run's own choices, interactive or batch and the
 number of compositing workers, are declared here (RUN_OPTIONS): DFL's two questions, and their flags.
+
+A `.dfm` file (DeepFaceLive's ONNX model: ours, DFL's or a community one) goes wherever a model goes:
+`--model-dir path/X.dfm`, or `--model DFM` to take a .dfm from the model folder. It runs through onnxruntime
+(models.dfm_predictor); its merger session is `<stem>_DFM_merger_session.json` beside the file.
 """
 from __future__ import annotations
 
@@ -21,11 +25,12 @@ from core.fileio import ensure_writable_dir, remove_stale_partials
 from core.folder_lock import FolderLock
 from core.settings import Option, parse_flags, resolve
 from core.workers import default_worker_count
+from facelib.face_type import SHORT_NAMES, FaceType
 from merger.config import MERGE_OPTIONS, MergeConfig, default_config, load_config
 from merger.frames import FrameInfo, check_frame_sizes, collect_frames
 from merger.pipeline import output_paths, run_merge
 from merger.session import legacy_session_path, load_session, new_session, session_path
-from merger.xseg_masks import LazyMasker, Masker, needs_xseg
+from merger.xseg_masks import LazyMasker, Masker, XSegNeed, needs_xseg
 
 CPU_ENV = {"CUDA_VISIBLE_DEVICES": "-1", "JAX_PLATFORMS": "cpu"}  # compositing workers never touch a GPU
 CORES = max(1, os.cpu_count() or 1)
@@ -39,7 +44,13 @@ WORKERS_OPTION = Option(
     "workers", default_worker_count(), "Compositing worker processes, from 1 to the number of CPU cores; asked in "
     "batch mode on a terminal.", "Number of workers?", "int", valid_range=(1, CORES),
     default_text=f"one per core, at most 8: {default_worker_count()} here")
-RUN_OPTIONS = (INTERACTIVE_OPTION, WORKERS_OPTION)
+DFM_FACE_TYPE_OPTION = Option(
+    "dfm_face_type", None, "Face type a .dfm model was trained on, for files that do not say (DFL's exports); "
+    "a file that says (ours) is merged with its own. Asked on a terminal when needed.", "Face type of the .dfm model",
+    choices=SHORT_NAMES, normalize=lambda text: FaceType.from_string(text).short_name or text, argparse_choices=True,
+    default_text="the file's, else asked on a terminal, else wf (DeepFaceLive's whole face)")
+RUN_OPTIONS = (INTERACTIVE_OPTION, WORKERS_OPTION, DFM_FACE_TYPE_OPTION)
+DFM_CLASS = "DFM"  # `--model DFM`, and the class part of a .dfm's merger session name
 
 
 def ask_settings(base: MergeConfig) -> MergeConfig:
@@ -68,6 +79,69 @@ def load_xseg_model(folder: Path, needed_by: str) -> Masker:
     return masker
 
 
+def xseg_needed(mask_mode: str, infos: list[FrameInfo]) -> bool:
+    """Whether merging `infos` with `mask_mode` runs the XSeg model: XSeg-prd always (it masks the predicted
+    face), XSeg-dst only for a face without a baked mask (a baked one, from `xseg apply`, is used instead)."""
+    need = XSegNeed.of([mask_mode])
+    if need.prd:
+        return True
+    return need.dst and any(info.baked_mask(j) is None for info in infos for j in range(len(info.landmarks)))
+
+
+def dfm_file(model_dir: str | Path, model_class: str | None, model_name: str | None) -> Path | None:
+    """The .dfm to merge with: `model_dir` itself when it names a .dfm file (then --model and
+    --force-model-name are not needed, and ignored with a note), one of the folder's .dfm files with
+    `--model DFM`; None for a model folder of another class."""
+    path = Path(model_dir)
+    if path.suffix.lower() == ".dfm":
+        if model_class and model_class != DFM_CLASS:
+            log.info(f"--model {model_class} is ignored: {path.name} is a .dfm file, which says what it holds")
+        if model_name and model_name != path.stem:
+            log.info(f"--force-model-name {model_name} is ignored: the model is the file {path.name}")
+        return path
+    return choose_dfm(path, model_name) if model_class == DFM_CLASS else None
+
+
+def choose_dfm(folder: Path, forced: str | None) -> Path:
+    """`--model DFM`: the folder's .dfm named by --force-model-name, else the only one, else a menu on a
+    terminal, else the most recently saved (and says which)."""
+    if not folder.is_dir():
+        raise UserError("model folder not found", folder)
+    files = sorted((p for p in folder.iterdir() if p.suffix.lower() == ".dfm" and p.is_file()),
+                   key=lambda p: (-p.stat().st_mtime, p.name))
+    names = ", ".join(p.name for p in files)
+    if forced:
+        match = [p for p in files if p.stem == forced]
+        if not match:
+            raise UserError(f"no {forced}.dfm in this folder" + (f" (it holds {names})" if files else ""), folder)
+        return match[0]
+    if not files:
+        raise UserError("no .dfm file in this folder (give --model-dir path/to/model.dfm, or export one with "
+                        "exportdfm)", folder)
+    if len(files) == 1:
+        return files[0]
+    if not interact.is_interactive():
+        log.info(f"{len(files)} .dfm files in {folder}: using {files[0].name}, the most recently saved (choose one "
+                 f"with --force-model-name NAME: {names})")
+        return files[0]
+    print("Choose one of the .dfm models.")
+    for i, p in enumerate(files):
+        print(f"[{i}] : {p.name}" + (" - latest" if i == 0 else ""))
+    return files[interact.ask_int("Which .dfm model", 0, (0, len(files) - 1))]
+
+
+def load_dfm(path: Path, face_type: str | None = None):
+    """The .dfm as a FacePredictor (models.dfm_predictor); the face type is the file's, else `face_type`
+    (--dfm-face-type), else asked on a terminal, else DeepFaceLive's whole face."""
+    from models.dfm_contract import DFL_DEFAULT_FACE_TYPE
+    from models.dfm_predictor import load_dfm_predictor  # onnxruntime: imported only for a .dfm
+
+    def ask() -> FaceType:
+        return FaceType.from_string(DFM_FACE_TYPE_OPTION.ask(DFL_DEFAULT_FACE_TYPE))
+    given = FaceType.from_string(face_type) if face_type else None
+    return load_dfm_predictor(path, given, ask if interact.is_interactive() else None)
+
+
 def _stale_outputs(infos: list[FrameInfo], output_dir: Path) -> int:
     names = {f"{i.path.stem}.png" for i in infos}
     return sum(1 for p in output_dir.glob("*.png") if p.name not in names)
@@ -90,7 +164,7 @@ def claim_outputs(output_dir: str | Path, mask_dir: str | Path, infos: list[Fram
 
 
 def merge(input_dir: str, output_dir: str, output_mask_dir: str, aligned_dir: str | None, model_dir: str,
-          model_class: str, config_path: str | None = None, interactive: bool | None = None,
+          model_class: str | None, config_path: str | None = None, interactive: bool | None = None,
           workers: int | None = None, debug: bool = False, predictor=None, model_name: str | None = None,
           settings: Mapping[str, Any] | None = None, xseg_model_dir: str | None = None, xseg: Masker | None = None) -> int:
     """Merge every frame of `input_dir`; returns the number of frames written.
@@ -104,7 +178,10 @@ def merge(input_dir: str, output_dir: str, output_mask_dir: str, aligned_dir: st
     `workers` are for callers in Python (workers=0 composites in this process). Left out, both are asked
     on a terminal (DFL's questions), else batch mode with default_worker_count() workers.
     The XSeg mask modes use the XSeg model of `xseg_model_dir` (default: `model_dir`, where DFL keeps it),
-    loaded only when a chosen mask mode needs it; `xseg` (a merger.xseg_masks.Masker) skips loading it.
+    loaded only when a chosen mask mode needs it (XSeg-dst: only for faces without a baked mask); `xseg` (a
+    merger.xseg_masks.Masker) skips loading it. A `model_dir` naming a .dfm file (or `model_class` "DFM": a
+    .dfm of the folder, `model_name` its stem) merges with that file through onnxruntime; `settings`'
+    dfm_face_type is its face type when the file does not say.
     Every input is checked before the output folders are created.
     """
     flags = parse_flags(MERGE_OPTIONS, settings or {})  # a bad flag is an error before anything is read
@@ -121,16 +198,26 @@ def merge(input_dir: str, output_dir: str, output_mask_dir: str, aligned_dir: st
         interactive = _ask_interactive(batch_chosen=config_path is not None or bool(flags))
     if interactive:
         _require_display()
-    if predictor is None:
+    dfm = dfm_file(model_dir, model_class, model_name) if predictor is None else None
+    if dfm is not None:  # its session and default XSeg folder: beside the file
+        model_dir, model_class, model_name = str(dfm.parent), DFM_CLASS, dfm.stem
+    elif predictor is None:
+        if not model_class:
+            raise UserError("--model is required (the model class: Quick96, SAEHD ..., or DFM for a .dfm in the "
+                            "folder) unless --model-dir is a .dfm file", model_dir)
         from models.loader import choose_saved_model  # light: the model code itself is imported on loading
         model_name = choose_saved_model(Path(model_dir), model_class, model_name)
     else:
         model_name = model_name or getattr(getattr(predictor, "files", None), "name", None) or "new"
+    if dfm is None and run.get("dfm_face_type"):
+        log.info("--dfm-face-type is ignored: the model is not a .dfm file (its own options say its face type)")
     chosen = load_config(config_path) if config_path is not None else None  # a bad file: an error before any write
     xseg_dir = Path(xseg_model_dir or model_dir)
     mask_mode = flags.get("mask_mode") or (chosen.mask_mode if chosen else None)
-    if not interactive and xseg is None and mask_mode and needs_xseg(mask_mode):
+    if not interactive and xseg is None and mask_mode and xseg_needed(mask_mode, infos):
         check_xseg_model(xseg_dir, f"mask mode {mask_mode}")  # before the output folders are made
+    if dfm is not None:  # onnxruntime only, and checked on a face: a broken file stops before any output
+        predictor = load_dfm(dfm, run.get("dfm_face_type"))
 
     with claim_outputs(output_dir, output_mask_dir, infos) as (out_dir, mask_dir):
         if predictor is None:
@@ -146,7 +233,7 @@ def _merge_into(infos: list[FrameInfo], predictor, out_dir: Path, mask_dir: Path
                 debug: bool, flags: Mapping[str, Any] | None = None, xseg_dir: Path | None = None,
                 xseg: Masker | None = None) -> int:
     xseg_dir = xseg_dir or model_dir
-    base = default_config(getattr(predictor, "default_mode", None))
+    base = default_config(getattr(predictor, "default_mode", None), getattr(predictor, "default_mask_mode", None))
     cfg = load_config(config_path, base) if config_path is not None else None
     if flags:  # the command line wins over the config file
         cfg = (cfg or base).replace(**flags)
@@ -159,14 +246,16 @@ def _merge_into(infos: list[FrameInfo], predictor, out_dir: Path, mask_dir: Path
 
     if cfg is None:
         cfg = ask_settings(base) if interact.is_interactive() else base
-    if needs_xseg(cfg.mask_mode) and xseg is None:
+    if xseg is None and xseg_needed(cfg.mask_mode, infos):
         xseg = load_xseg_model(xseg_dir, f"mask mode {cfg.mask_mode}")  # before any frame is written
+    elif xseg is None and needs_xseg(cfg.mask_mode):
+        log.info(f"{cfg.mask_mode}: every face has a baked XSeg mask (xseg apply), so no XSeg model is loaded")
     if workers is None:  # the prompt on a terminal, else the default (said in the log)
         workers = WORKERS_OPTION.ask(WORKERS_OPTION.default)
     stale = _stale_outputs(infos, out_dir)
     if stale:
         log.warning(f"{out_dir}: {stale} PNG file(s) there are not frames of {input_dir} (left as they are)")
-    log.info("Settings for all frames:\n" + cfg.describe())
+    log.info("Settings for all frames:\n" + cfg.describe(bool(getattr(predictor, "has_morph", False))))
     summary = run_merge(infos, cfg, predictor, out_dir, mask_dir, workers=workers, debug=debug,
                         worker_envs=[CPU_ENV], xseg=xseg if needs_xseg(cfg.mask_mode) else None)
     if summary.failed:

@@ -230,6 +230,16 @@ class SwapAutoencoder(ModelBase):
         face, src_mask = self.nets["decoder"](ops.concatenate([ab, ab], axis=-1))
         return face, src_mask, self._mask_only("decoder")(ops.concatenate([b, ab], axis=-1))
 
+    def export_model(self) -> keras.Model:
+        """The swap as one functional model (face -> dst mask, swapped face, src mask: the .dfm output
+        order), built from the same networks and the same _swap_fn as predict(), so the exporter needs
+        no knowledge of the archi."""
+        self._mask_only("decoder" if self.is_liae else "decoder_dst")  # built before the graph uses it
+        res = self.resolution
+        face_in = keras.Input((res, res, 3), name="in_face", dtype="float32")
+        face, src_mask, dst_mask = self._swap_fn(face_in)
+        return keras.Model(face_in, [dst_mask, face, src_mask], name=f"{self.CLASS_NAME}_export")
+
     def _views_fn(self, src, dst):
         s_code, d_code, sd_code = self._codes(src, dst)
         ss, ssm = self._decode_src(s_code)
