@@ -1,13 +1,16 @@
-"""`importdfl`: a DeepFaceLab SAEHD model folder into this toolkit's SAEHD model, to train on and merge with.
+"""`importdfl`: a DeepFaceLab SAEHD, Quick96 or XSeg model folder into this toolkit's model of the same
+class, to train on and merge (or mask) with.
 
 DFL users keep models they trained for months: the import keeps DFL's options, iteration, loss
-history, preview faces, weights and (AdaBelief) optimizer state, so `train` goes on at the next
-iteration and `merge` gives DFL's faces. The DFL files are only read; the model is written by the
-model's own atomic save, under the model folder's lock, and never over an existing model.
+history, preview faces, weights and optimizer state (AdaBelief or RMSprop), so `train` goes on at the
+next iteration and `merge` gives DFL's faces (XSeg: DFL's masks). The DFL files are only read; the
+model is written by the model's own atomic save, under the model folder's lock, and never over an
+existing model.
 """
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from core import interact, log
 from core import keras_backend as kb
@@ -17,6 +20,8 @@ from core.folder_lock import FolderLock
 from models.dfl_files import (
     DFL_NETS,
     MAX_WEIGHTS_TOTAL_BYTES,
+    XSEG,
+    XSEG_RESOLUTION,
     DflModel,
     find_dfl_models,
     read_dfl_data,
@@ -24,46 +29,56 @@ from models.dfl_files import (
     total_weight_bytes,
 )
 
-IMPORTABLE = ("SAEHD",)
+IMPORTABLE = ("SAEHD", "Quick96", XSEG)
+_CAN = "SAEHD, Quick96 and XSeg models can"
+# DFL classes this toolkit has but cannot import yet, and why
+NOT_YET = {"AMP": "AMP models cannot be imported yet (the mapping of DFL's AMP weights is not built here)"}
 _EXISTS = "a model with this name is already here; nothing was changed (import under another name with --save-as NAME)"
 
 
+def _cannot(model: DflModel) -> str:
+    why = NOT_YET.get(model.cls, f"{model.cls} models cannot be imported")
+    return f"holds DFL {model.cls} model {model.name!r}; {why}; {_CAN}"
+
+
 def choose_dfl_model(folder: Path, name: str | None) -> DflModel:
-    """The SAEHD model to import: `name`, else the only one, else a menu on a terminal, else a clear refusal."""
+    """The DFL model to import: `name` (DFL's XSeg is named XSeg), else the only importable one, else a
+    menu on a terminal, else a clear refusal."""
     if not folder.is_dir():
         raise UserError("DFL model folder not found", folder)
     models = find_dfl_models(folder)
-    saehd = [m for m in models if m.cls in IMPORTABLE]
+    usable = [m for m in models if m.cls in IMPORTABLE]
     if name is not None:
-        chosen = [m for m in saehd if m.name == name]
+        chosen = [m for m in usable if m.name == name]
         if chosen:
             return chosen[0]
         other = [m for m in models if m.name == name]
         if other:
-            raise UserError(f"DFL model {name!r} is a {other[0].cls} model; only SAEHD models can be imported so far",
-                            other[0].data_file)
-        listed = f" (SAEHD models here: {', '.join(m.name for m in saehd)})" if saehd else ""
-        raise UserError(f"no DFL SAEHD model named {name!r} (no {name}_SAEHD_data.dat){listed}", folder)
-    if not saehd:
+            raise UserError(_cannot(other[0]), other[0].data_file)
+        listed = f" (importable models here: {_names(usable)})" if usable else ""
+        raise UserError(f"no importable DFL model named {name!r} (no {name}_<Class>_data.dat){listed}", folder)
+    if not usable:
         if models:
-            m = models[0]
-            raise UserError(f"holds DFL {m.cls} model {m.name!r}; only SAEHD models can be imported so far", folder)
-        raise UserError("no DFL model here (DFL saves a model as <name>_SAEHD_data.dat and <name>_SAEHD_*.npy)",
-                        folder)
-    if len(saehd) == 1:
-        return saehd[0]
+            raise UserError(_cannot(models[0]), folder)
+        raise UserError("no DFL model here (DFL saves a model as <name>_SAEHD_data.dat and <name>_SAEHD_*.npy, "
+                        "Quick96 likewise, XSeg as XSeg_data.dat and XSeg_256.npy)", folder)
+    if len(usable) == 1:
+        return usable[0]
     if not interact.is_interactive():
-        raise UserError(f"holds {len(saehd)} DFL SAEHD models ({', '.join(m.name for m in saehd)}): choose one "
-                        f"with --name", folder)
+        raise UserError(f"holds {len(usable)} DFL models ({_names(usable)}): choose one with --name", folder)
     print("Choose the DFL model to import.")
-    for i, m in enumerate(saehd):
-        print(f"[{i}] : {m.name}" + (" - latest" if i == 0 else ""))
-    return saehd[interact.ask_int("", 0, (0, len(saehd) - 1))]
+    for i, m in enumerate(usable):
+        print(f"[{i}] : {m.name} ({m.cls})" + (" - latest" if i == 0 else ""))
+    return usable[interact.ask_int("", 0, (0, len(usable) - 1))]
+
+
+def _names(models: list[DflModel]) -> str:
+    return ", ".join(f"{m.name} ({m.cls})" for m in models)
 
 
 def import_dfl(input_dir: str | Path, model_dir: str | Path, name: str | None = None,
                save_as: str | None = None) -> Path:
-    """Import the DFL SAEHD model `name` from `input_dir` into `model_dir` as `save_as` (default the same
+    """Import the DFL model `name` from `input_dir` into `model_dir` as `save_as` (default the same
     name); returns the state file written."""
     dfl = choose_dfl_model(Path(input_dir), name)
     new_name = save_as or dfl.name
@@ -71,32 +86,62 @@ def import_dfl(input_dir: str | Path, model_dir: str | Path, name: str | None = 
         raise UserError(f"{new_name!r} cannot be a model name")
     from models.model_files import ModelFiles
 
-    files = ModelFiles(Path(model_dir), new_name, "SAEHD")
+    files = ModelFiles(Path(model_dir), new_name, dfl.cls)
     if files.exists():
         raise UserError(_EXISTS, files.state)
     data = read_dfl_data(dfl)
-    kind = str(data.options.get("archi", "")).split("-")[0]
-    nets = DFL_NETS.get(kind, ())
-    for path in [dfl.weights_file(n) for n in nets]:
+    if dfl.cls == XSEG:
+        return _import_xseg(dfl, data, files, Path(model_dir))
+    return _import_swap(dfl, data, files, Path(model_dir))
+
+
+def _weight_files(dfl: DflModel, nets: tuple[str, ...]) -> list[Path]:
+    """The weight files, each present, all within the size bound (checked before any is read)."""
+    paths = [dfl.weights_file(n) for n in nets]
+    for path in paths:
         if not path.is_file():
             raise UserError("is missing (DFL writes it with the model; copy the whole model folder)", path)
-    size = total_weight_bytes([dfl.weights_file(n) for n in nets])
+    size = total_weight_bytes(paths)
     if size > MAX_WEIGHTS_TOTAL_BYTES:
         raise UserError(f"the model's weight files hold {size} bytes; at most {MAX_WEIGHTS_TOTAL_BYTES} can be "
                         f"imported", dfl.folder)
-    kb.prepare("float32")  # weights are float32 whatever precision later runs use
-    from models.dfl_import import assign_weights, loss_history, preview_samples, saehd_options_from_dfl
-    from models.saehd import SAEHD
+    return paths
 
-    options, notes = saehd_options_from_dfl(data.options, SAEHD.OPTIONS, dfl.data_file)
+
+def _import_swap(dfl: DflModel, data: Any, files: Any, model_dir: Path) -> Path:
+    """SAEHD (every archi) or Quick96 (DFL's df-ud, 96 px): the same networks, DFL's names."""
+    kind = "df" if dfl.cls == "Quick96" else str(data.options.get("archi", "")).split("-")[0]
+    nets = DFL_NETS.get(kind, ())
+    if not nets:
+        raise UserError(f"DFL option 'archi' is {data.options.get('archi')!r}; df or liae (with -u/d/t/c) can be "
+                        f"imported", dfl.data_file)
+    # every file is read (and a hostile one refused) before anything is built
+    weights = {net: (path, read_dfl_weights(path)) for net, path in zip(nets, _weight_files(dfl, nets))}
+    opt_path = dfl.weights_file("src_dst_opt")
+    opt_arrays, opt_notes = _read_optimizer_file(opt_path)
+    kb.prepare("float32")  # weights are float32 whatever precision later runs use
+    from models.dfl_import import assign_optimizer, assign_weights, loss_history, preview_samples
+    from models.loader import model_class
+
+    cls = model_class(dfl.cls)
+    if dfl.cls == "Quick96":
+        from models.dfl_import import quick96_options_from_dfl
+        options, notes = quick96_options_from_dfl(data.options)
+    else:
+        from models.dfl_import import saehd_options_from_dfl
+        options, notes = saehd_options_from_dfl(data.options, cls.OPTIONS, dfl.data_file)
     folder = ensure_writable_dir(model_dir)
     with FolderLock(folder, "importdfl"):
         if files.exists():  # saved by another run since the check above
             raise UserError(_EXISTS, files.state)
-        model = SAEHD(files, options, training=True)
-        assign_weights(model, nets, lambda net: (dfl.weights_file(net), read_dfl_weights(dfl.weights_file(net))))
-        notes += _optimizer(model, dfl)
-        history = loss_history(data, len(SAEHD.LOSS_NAMES))
+        model = cls(files, options, training=True)
+        assign_weights(model, nets, weights.__getitem__)
+        weights.clear()
+        notes += opt_notes
+        if opt_arrays is not None and assign_optimizer(model, opt_arrays) is None:
+            notes.append(f"{opt_path.name} does not match this model's optimizer or layout: the optimizer starts "
+                         f"fresh")
+        history = loss_history(data, len(cls.LOSS_NAMES))
         if history is None:
             notes.append("DFL's loss history is not a list of [src, dst] losses per iteration: not imported")
         else:
@@ -116,30 +161,67 @@ def import_dfl(input_dir: str | Path, model_dir: str | Path, name: str | None = 
             notes.append(f"{files.summary.name} now describes the imported model (DFL rewrites it when it saves)")
         model.iteration = data.iteration
         model.save()
-    log.info(f"Imported DFL SAEHD model {dfl.name!r} ({options['archi']}, {options['resolution']} px, face type "
-             f"{options['face_type']}) at iteration {data.iteration}: {files.state}")
+    o = model.options
+    log.info(f"Imported DFL {dfl.cls} model {dfl.name!r} ({o['archi']}, {o['resolution']} px, face type "
+             f"{o['face_type']}) at iteration {data.iteration}: {files.state}")
+    return _done(notes, folder, dfl.cls, files)
+
+
+def _import_xseg(dfl: DflModel, data: Any, files: Any, model_dir: Path) -> Path:
+    """DFL's XSeg (XSeg_256.npy, XSeg_256_opt.npy) into an XSeg model with DFL's exact network."""
+    path = _weight_files(dfl, (str(XSEG_RESOLUTION),))[0]
+    arrays = read_dfl_weights(path)
+    opt_path = dfl.weights_file(f"{XSEG_RESOLUTION}_opt")
+    opt_arrays, notes = _read_optimizer_file(opt_path)  # a hostile file is refused before anything is built
+    kb.prepare("float32")
+    from models.dfl_import import (
+        assign_xseg,
+        assign_xseg_optimizer,
+        loss_history,
+        xseg_dims,
+        xseg_model,
+        xseg_options_from_dfl,
+    )
+    from models.xseg import XSeg
+
+    options, more = xseg_options_from_dfl(data.options, xseg_dims(arrays, path), XSeg.OPTIONS, dfl.data_file)
+    notes += more
+    folder = ensure_writable_dir(model_dir)
+    with FolderLock(folder, "importdfl"):
+        if files.exists():
+            raise UserError(_EXISTS, files.state)
+        model = xseg_model(files, options, training=True)
+        assign_xseg(model, path, arrays)
+        if opt_arrays is not None and assign_xseg_optimizer(model, opt_arrays) is None:
+            notes.append(f"{opt_path.name} does not match this model's optimizer or layout: the optimizer starts "
+                         f"fresh")
+        history = loss_history(data, len(XSeg.LOSS_NAMES))
+        if history is None:
+            notes.append("DFL's loss history is not one loss per iteration: not imported")
+        else:
+            model.loss_history = history
+        model.iteration = data.iteration
+        model.save()
+    log.info(f"Imported DFL XSeg ({options['resolution']} px, face type {options['face_type']}, base width "
+             f"{options['dims']}) at iteration {data.iteration}: {files.state}")
+    return _done(notes, folder, XSEG, files)
+
+
+def _done(notes: list[str], folder: Path, cls: str, files: Any) -> Path:
     for note in notes:
         log.warning(note)
-    log.info(f"Train it with: main.py train --model-dir {folder} --model SAEHD --force-model-name {new_name} ...")
+    log.info(f"Train it with: main.py train --model-dir {folder} --model {cls} --force-model-name {files.name} ...")
     return files.state
 
 
-def _optimizer(model, dfl: DflModel) -> list[str]:
-    """Load DFL's optimizer state when its layout is ours (AdaBelief); one note when it is not."""
-    from models.dfl_import import assign_optimizer
-    path = dfl.weights_file("src_dst_opt")
-    if not model.options.get("adabelief", True):
-        return ["DFL's RMSprop optimizer state is not imported (its layout is not known here): the optimizer "
-                "starts fresh"]
+def _read_optimizer_file(path: Path) -> tuple[dict | None, list[str]]:
+    """(arrays, []) or (None, [why the optimizer starts fresh]). A file that asks to run code is refused
+    like any other (UserError)."""
     if not path.is_file():
-        return [f"{path.name} is missing: the optimizer starts fresh"]
+        return None, [f"{path.name} is missing: the optimizer starts fresh"]
     try:
-        arrays = read_dfl_weights(path)
+        return read_dfl_weights(path), []
     except UserError as e:
         if "asks for code" in e.problem or "refusing" in e.problem:
             raise
-        return [f"{path.name} could not be read ({e.problem}): the optimizer starts fresh"]
-    steps = assign_optimizer(model, arrays)
-    if steps is None:
-        return [f"{path.name} does not match this model's layout: the optimizer starts fresh"]
-    return []
+        return None, [f"{path.name} could not be read ({e.problem}): the optimizer starts fresh"]

@@ -21,7 +21,11 @@ MAX_DATA_BYTES = 1 << 30  # data.dat: options, loss history (~20 bytes/iteration
 MAX_WEIGHT_FILE_BYTES = 2 << 30  # one network's (or the optimizer's) weights
 MAX_WEIGHTS_TOTAL_BYTES = 2 << 30  # all networks of one model together
 _DATA_FILE = re.compile(r"^(.+)_([A-Za-z0-9]+)_data\.dat$")
-# SAEHD's weight files per archi type (`<name>_SAEHD_<net>.npy`), in the order DFL lists their weights.
+# DFL's XSeg has no model name: its files are XSeg_data.dat, XSeg_<resolution>.npy and XSeg_<resolution>_opt.npy
+XSEG = "XSeg"
+XSEG_RESOLUTION = 256
+# SAEHD's (and Quick96's, a df model) weight files per archi type (`<name>_<Class>_<net>.npy`), in the
+# order DFL lists their weights.
 DFL_NETS = {"df": ("encoder", "inter", "decoder_src", "decoder_dst"),
             "liae": ("encoder", "inter_AB", "inter_B", "decoder")}
 
@@ -36,7 +40,7 @@ class DflModel:
 
     @property
     def prefix(self) -> str:
-        return f"{self.name}_{self.cls}"
+        return XSEG if self.cls == XSEG else f"{self.name}_{self.cls}"
 
     @property
     def data_file(self) -> Path:
@@ -61,7 +65,9 @@ def find_dfl_models(folder: Path) -> list[DflModel]:
     found = []
     for p in Path(folder).iterdir():
         m = _DATA_FILE.match(p.name)
-        if m and p.is_file():
+        if p.name == f"{XSEG}_data.dat" and p.is_file():
+            found.append((p.stat().st_mtime, DflModel(Path(folder), XSEG, XSEG)))
+        elif m and p.is_file():
             found.append((p.stat().st_mtime, DflModel(Path(folder), m[1], m[2])))
     return [model for _, model in sorted(found, key=lambda t: t[0], reverse=True)]
 

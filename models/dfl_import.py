@@ -1,8 +1,9 @@
-"""A DFL SAEHD model into this toolkit's SAEHD: options, weights, optimizer state, history, preview faces.
+"""A DFL SAEHD, Quick96 or XSeg model into this toolkit's: options, weights, optimizer state, history,
+preview faces.
 
-The options keep DFL's keys and values (checked by our SAEHD declarations, plus `dfl_layout`, so the
-networks are built with DFL's padding and heads); weights are mapped by models.dfl_weights. What
-cannot come over is said in one line each (`notes`) and starts as a model made here would.
+The options keep DFL's keys and values (checked by our declarations, plus `dfl_layout`, so the
+networks are built with DFL's exact layers); weights are mapped by models.dfl_weights. What cannot
+come over is said in one line each (`notes`) and starts as a model made here would.
 """
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ import numpy as np
 
 from core.errors import UserError
 from core.settings import parse_dict
-from models.dfl_files import DflData
-from models.dfl_weights import dfl_key, dfl_optimizer_keys, to_ours
+from models.dfl_files import XSEG_RESOLUTION, DflData
+from models.dfl_weights import dfl_key, dfl_optimizer_key, to_ours, xseg_dfl_key, xseg_to_ours
 
 # DFL options with no counterpart here, and what happens instead.
 NOT_CARRIED = {
@@ -61,71 +62,106 @@ def _net_of(model: Any) -> dict[int, tuple[str, Any]]:
     return {id(v): (name, v) for name, net in model.nets.items() for v in net.weights}
 
 
+def assign_net(variables: list, path: Path, arrays: dict[str, np.ndarray], key_of: Callable[[str], str],
+               convert: Callable[[str, np.ndarray], np.ndarray], what: str) -> None:
+    """Copy DFL's `arrays` (read from `path`) into `variables`: `key_of(var.path)` names DFL's array,
+    `convert` maps its layout to ours. Every variable must be found with its shape and finite values,
+    and every DFL array must be used: anything else is a model of other options or another layout,
+    refused naming the file (`what`: the network, in words)."""
+    used: set[str] = set()
+    values = []
+    for var in variables:
+        key = key_of(var.path)
+        if key not in arrays:
+            raise UserError(f"has no {key!r}: not the network {what} builds with the options in data.dat", path)
+        value = convert(var.path, arrays[key])
+        if tuple(value.shape) != tuple(var.shape):
+            raise UserError(f"{key!r} is shaped {tuple(arrays[key].shape)}, but the options in data.dat need "
+                            f"{tuple(var.shape)}", path)
+        if not np.isfinite(value).all():
+            raise UserError(f"{key!r} holds NaN or infinite values: the DFL model is broken (use one of its "
+                            f"autobackups)", path)
+        used.add(key)
+        values.append((var, value))
+    extra = sorted(set(arrays) - used)
+    if extra:
+        raise UserError(f"holds {len(extra)} variables {what} does not have (e.g. {extra[0]!r}); this DFL "
+                        f"version's layout is not supported", path)
+    for var, value in values:
+        var.assign(value)
+
+
 def assign_weights(model: Any, nets: tuple[str, ...], read: Callable[[str], tuple[Path, dict[str, np.ndarray]]]) -> None:
-    """Copy DFL's weights into `model.nets[name]` for each name in `nets`; `read(name)` gives (file, arrays).
-    Every variable must be found with its shape and finite values, and every DFL array must be used:
-    anything else is a model of other options or another layout, refused naming the file."""
+    """Copy DFL's weights into `model.nets[name]` (SAEHD or Quick96) for each name in `nets`; `read(name)`
+    gives (file, arrays). See assign_net for what is refused."""
     spec = model.spec
     for name in nets:
         path, arrays = read(name)
-        used: set[str] = set()
-        values = []
-        for var in model.nets[name].weights:
-            key = dfl_key(name, var.path, spec)
-            if key not in arrays:
-                raise UserError(f"has no {key!r}: not the network SAEHD {spec.archi} builds with the options in "
-                                f"data.dat", path)
-            value = to_ours(var.path, arrays[key], spec)
-            if tuple(value.shape) != tuple(var.shape):
-                raise UserError(f"{key!r} is shaped {tuple(arrays[key].shape)}, but the options in data.dat need "
-                                f"{tuple(var.shape)}", path)
-            if not np.isfinite(value).all():
-                raise UserError(f"{key!r} holds NaN or infinite values: the DFL model is broken (use one of its "
-                                f"autobackups)", path)
-            used.add(key)
-            values.append((var, value))
-        extra = sorted(set(arrays) - used)
-        if extra:
-            raise UserError(f"holds {len(extra)} variables SAEHD {spec.archi} does not have (e.g. {extra[0]!r}); "
-                            f"this DFL version's layout is not supported", path)
-        for var, value in values:
-            var.assign(value)
+        assign_net(model.nets[name].weights, path, arrays, lambda p, n=name: dfl_key(n, p, spec),
+                   lambda p, v: to_ours(p, v, spec), f"{model.CLASS_NAME} {spec.archi}")
 
 
-def assign_optimizer(model: Any, arrays: dict[str, np.ndarray]) -> int | None:
-    """DFL's AdaBelief state (`src_dst_opt.npy`) into our AdaBelief (same update rule, no bias
-    correction): its step count, or None when the layout does not match (nothing assigned then)."""
-    opt = model.optimizers.get("src_dst")
-    if opt is None or not hasattr(opt, "_ms") or "iters:0" not in arrays:
+def assign_optimizer_state(opt: Any, train_vars: list, arrays: dict[str, np.ndarray],
+                           key_of: Callable[[Any], tuple[str, str]],
+                           convert: Callable[[str, np.ndarray], np.ndarray]) -> int | None:
+    """DFL's optimizer file (`iters:0`, then `<slot>_<full weight name>` for each of the optimizer's
+    DFL_SLOTS: AdaBelief `ms`, `vs`; RMSprop `acc`) into our optimizer of the same kind (same update
+    rule, no bias correction). `key_of(var)` gives (DFL network, weight key). Returns DFL's step count,
+    or None when the layout does not match (nothing is assigned then)."""
+    slots = getattr(opt, "DFL_SLOTS", ())
+    if not slots or "iters:0" not in arrays:
         return None
-    spec, where = model.spec, _net_of(model)
+    opt.build(train_vars)  # no-op when built
     plan = []
-    for var in model.steps[0].train_vars:
-        name, _ = where[id(var)]
-        ms_key, vs_key = dfl_optimizer_keys(name, dfl_key(name, var.path, spec))
-        if ms_key not in arrays or vs_key not in arrays:
-            return None
-        m, v = to_ours(var.path, arrays[ms_key], spec), to_ours(var.path, arrays[vs_key], spec)
-        if m.shape != tuple(var.shape) or v.shape != tuple(var.shape) or not (np.isfinite(m).all() and np.isfinite(v).all()):
-            return None
-        plan.append((opt._get_variable_index(var), m, v))
-    steps = int(np.asarray(arrays["iters:0"]).reshape(-1)[0]) if np.asarray(arrays["iters:0"]).size == 1 else -1
-    if steps < 0:
+    for var in train_vars:
+        net, key = key_of(var)
+        idx = opt._get_variable_index(var)
+        for slot in slots:
+            name = dfl_optimizer_key(slot, net, key)
+            if name not in arrays:
+                return None
+            value = convert(var.path, arrays[name])
+            if value.shape != tuple(var.shape) or not np.isfinite(value).all():
+                return None
+            plan.append((opt.slot_variables(slot)[idx], value))
+    iters = np.asarray(arrays["iters:0"])
+    if iters.size != 1 or iters.dtype.kind not in "iu" or int(iters.reshape(-1)[0]) < 0:
         return None
-    for idx, m, v in plan:
-        opt._ms[idx].assign(m)
-        opt._vs[idx].assign(v)
+    for target, value in plan:
+        target.assign(value)
+    steps = int(iters.reshape(-1)[0])
     opt.iterations.assign(steps)
     return steps
 
 
+def assign_optimizer(model: Any, arrays: dict[str, np.ndarray]) -> int | None:
+    """DFL's `src_dst_opt.npy` (AdaBelief or RMSprop, whichever the model trains with) into a SAEHD or
+    Quick96 model's optimizer: DFL's step count, or None when the layout does not match."""
+    opt = model.optimizers.get("src_dst")
+    if opt is None:
+        return None
+    spec, where = model.spec, _net_of(model)
+
+    def key_of(var):
+        name, _ = where[id(var)]
+        return name, dfl_key(name, var.path, spec)
+    return assign_optimizer_state(opt, list(model.steps[0].train_vars), arrays, key_of,
+                                  lambda p, v: to_ours(p, v, spec))
+
+
 def loss_history(data: DflData, n_losses: int) -> np.ndarray | None:
-    """DFL's per-iteration losses as (iterations, n_losses) float32, or None when they are not that."""
+    """DFL's per-iteration losses as (iterations, n_losses) float32, or None when they are not that.
+    A history of one loss per iteration (DFL's XSeg: the mean over src and dst faces) gives that
+    value for each of our losses, whose mean it is."""
     try:
         history = np.asarray(data.loss_history, np.float32)
     except (TypeError, ValueError):
         return None
+    if history.ndim == 2 and history.shape[1] == 1 and n_losses > 1:
+        history = np.repeat(history, n_losses, axis=1)
     if history.ndim != 2 or history.shape[1] != n_losses or len(history) > data.iteration:
+        return None
+    if not np.isfinite(history).all():
         return None
     return history
 
@@ -147,3 +183,89 @@ def preview_samples(data: DflData, resolution: int) -> dict[str, np.ndarray] | N
         out[f"{side}_face"] = (np.clip(face, 0, 1) * 255 + 0.5).astype(np.uint8)
         out[f"{side}_mask"] = (np.clip(mask, 0, 1) * 255 + 0.5).astype(np.uint8)
     return out
+
+
+# --- Quick96 ------------------------------------------------------------------------------------------
+
+QUICK96_IGNORED = {"batch_size", "models_opt_on_gpu"}  # DFL fixes them too (batch 4), or they say where weights live
+
+
+def quick96_options_from_dfl(dfl: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Our Quick96 options (its configuration is fixed, in DFL as here; only `dfl_layout` is stored) and
+    notes on DFL options that are not used."""
+    unused = sorted(k for k in dfl if k not in QUICK96_IGNORED)
+    notes = [f"DFL options {', '.join(unused)} are not used: Quick96's configuration is fixed"] if unused else []
+    return {"dfl_layout": True}, notes
+
+
+# --- XSeg ---------------------------------------------------------------------------------------------
+
+def xseg_dims(arrays: dict[str, np.ndarray], path: Path) -> int:
+    """XSeg's base width, read from the first convolution (DFL: 32, 3x3 from 3 channels)."""
+    first = arrays.get("conv01/conv/weight:0")
+    if first is None or first.ndim != 4 or tuple(first.shape[:3]) != (3, 3, 3):
+        raise UserError("has no 3x3 'conv01/conv/weight:0' from 3 channels: not a DFL XSeg network", path)
+    dims = int(first.shape[3])
+    if not 2 <= dims <= 128:
+        raise UserError(f"XSeg's base width is {dims}; at most 128 can be imported (DFL's is 32)", path)
+    return dims
+
+
+def xseg_options_from_dfl(dfl: dict[str, Any], dims: int, options: tuple, path: Path) -> tuple[dict[str, Any], list[str]]:
+    """Our XSeg options from DFL's XSeg_data.dat options (face_type, batch_size, pretrain) and the width
+    read from the weights; `options`: XSEG_OPTIONS. A bad value is a UserError naming `path`."""
+    notes: list[str] = []
+    data: dict[str, Any] = {"resolution": XSEG_RESOLUTION, "dims": dims}
+    declared = {opt.key for opt in options}
+    for key, value in dfl.items():
+        value = _plain(value)
+        if key == "pretrain":
+            if value:
+                notes.append("DFL's XSeg was in pretrain mode: it trains on masks here (pretraining is not "
+                             "carried over)")
+        elif key in declared and key not in data:
+            data[key] = value
+        elif key != "models_opt_on_gpu":
+            notes.append(f"DFL option {key!r} ({value!r}) is unknown here and not used")
+    if "face_type" not in data:
+        data["face_type"] = "wf"
+        notes.append("DFL's XSeg data has no face type: whole face ('wf', DFL's default) assumed")
+    for opt in options:
+        if opt.key not in data:
+            data[opt.key] = opt.default_for(data)
+    data["dfl_layout"] = True
+    return parse_dict(options, data, path, what="DFL option {key!r}"), notes
+
+
+def xseg_model(files: Any, options: dict[str, Any], *, training: bool) -> Any:
+    """An XSeg model with DFL's network (options["dfl_layout"] True) and DFL's training recipe."""
+    from models.xseg import XSeg
+    if not options.get("dfl_layout"):
+        raise ValueError("an imported XSeg model needs dfl_layout")
+    return XSeg(files, options, training=training)
+
+
+def xseg_bottleneck(model: Any) -> tuple[int, int]:
+    """(side, channels) of the XSeg bottleneck DFL flattens channel-major."""
+    from models.xseg_net import LEVEL_WIDTHS
+    from models.xseg_options import XSEG_LEVELS
+    return model.resolution >> XSEG_LEVELS, int(model.options["dims"]) * LEVEL_WIDTHS[-1]
+
+
+def assign_xseg(model: Any, path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """DFL's XSeg_256.npy into the DFL-layout XSeg network (see assign_net for what is refused)."""
+    side, ch = xseg_bottleneck(model)
+    assign_net(model.nets["xseg"].weights, path, arrays, xseg_dfl_key,
+               lambda p, v: xseg_to_ours(p, v, side, ch), "DFL's XSeg")
+
+
+def assign_xseg_optimizer(model: Any, arrays: dict[str, np.ndarray]) -> int | None:
+    """DFL's XSeg_256_opt.npy (RMSprop, network scope `XSeg`) into the model's RMSprop: DFL's step count,
+    or None when the model trains with another optimizer or the layout does not match."""
+    opt = model.optimizers.get("xseg")
+    if opt is None:
+        return None
+    side, ch = xseg_bottleneck(model)
+    return assign_optimizer_state(opt, list(model.nets["xseg"].trainable_variables), arrays,
+                                  lambda var: ("XSeg", xseg_dfl_key(var.path)),
+                                  lambda p, v: xseg_to_ours(p, v, side, ch))

@@ -1,4 +1,4 @@
-"""DFL SAEHD variable names and layouts <-> this toolkit's SAEHD networks (numpy only, no Keras).
+"""DFL variable names and layouts <-> this toolkit's SAEHD/Quick96 and XSeg networks (numpy only, no Keras).
 
 DFL stores each network as {variable name: array} (see ../shared/dfl-fixtures/FORMAT.md): names
 follow its Python attributes (`down1/downs_0/conv1/weight:0`), kernels are HWIO like Keras', and
@@ -37,10 +37,15 @@ def dfl_key(net: str, variable_path: str, spec: ArchiSpec) -> str:
     return f"{dfl_layer(net, layer, spec)}/{'weight' if attr == 'kernel' else 'bias'}:0"
 
 
+def dfl_optimizer_key(slot: str, net: str, key: str) -> str:
+    """DFL's optimizer key for its state `slot` (AdaBelief `ms`/`vs`, RMSprop `acc`) of weight `key` of
+    network `net`: the weight's full TF name with ':' as '_', prefixed, e.g. `acc_encoder/x/weight_0:0`."""
+    return f"{slot}_" + f"{net}/{key}".replace(":", "_") + ":0"
+
+
 def dfl_optimizer_keys(net: str, key: str) -> tuple[str, str]:
     """DFL's AdaBelief moment keys (first, belief) in `<name>_SAEHD_src_dst_opt.npy` for weight `key` of `net`."""
-    full = f"{net}/{key}".replace(":", "_") + ":0"
-    return f"ms_{full}", f"vs_{full}"
+    return dfl_optimizer_key("ms", net, key), dfl_optimizer_key("vs", net, key)
 
 
 def chw_to_hwc(side: int, channels: int) -> np.ndarray:
@@ -58,4 +63,33 @@ def to_ours(variable_path: str, value: np.ndarray, spec: ArchiSpec) -> np.ndarra
             return value[chw_to_hwc(side, spec.e_dims * 8)]
     if layer == "dense2" and value.shape[-1] == spec.lowest * spec.lowest * spec.inter_out_ch:
         return value[..., chw_to_hwc(spec.lowest, spec.inter_out_ch)]
+    return value
+
+
+# --- XSeg (core/leras/models/XSeg.py: blocks `conv01`.. `uconv01`, `up0`..`up5` of conv + frn + tlu) ---
+_XSEG_FRN = {"gamma": "frn/weight", "beta": "frn/bias", "eps": "frn/eps", "tau": "tlu/tau"}
+
+
+def xseg_dfl_key(variable_path: str) -> str:
+    """The key in DFL's `XSeg_256.npy` for our DFL-layout XSeg variable (`conv01/kernel` ->
+    `conv01/conv/weight:0`, `conv01_frn/tau` -> `conv01/tlu/tau:0`, `dense1/kernel` -> `dense1/weight:0`)."""
+    layer, attr = variable_path.rsplit("/", 1)
+    if layer.endswith("_frn") and attr in _XSEG_FRN:
+        return f"{layer[:-4]}/{_XSEG_FRN[attr]}:0"
+    what = "weight" if attr == "kernel" else attr
+    if layer in ("dense1", "dense2", "out_conv"):
+        return f"{layer}/{what}:0"
+    return f"{layer}/conv/{what}:0"
+
+
+def xseg_to_ours(variable_path: str, value: np.ndarray, side: int, channels: int) -> np.ndarray:
+    """DFL's XSeg array for our variable, as float32: the dense layers around DFL's channel-major
+    flatten/reshape (a (side, side, channels) bottleneck) get their rows or columns permuted."""
+    layer, attr = variable_path.rsplit("/", 1)
+    value = np.asarray(value, np.float32)
+    flat = side * side * channels
+    if layer == "dense1" and attr == "kernel" and value.ndim == 2 and value.shape[0] == flat:
+        return value[chw_to_hwc(side, channels)]
+    if layer == "dense2" and value.shape[-1] == flat:
+        return value[..., chw_to_hwc(side, channels)]
     return value

@@ -17,6 +17,9 @@ _PHASE_PERIOD = 4181  # a Fibonacci number: frac(n * golden) for n < period stay
 
 
 class _DFLOptimizer(keras.optimizers.Optimizer):
+    # DFL's names for the per-weight state, in its file order (`<slot>_<weight name>` in `*_opt.npy`)
+    DFL_SLOTS: tuple[str, ...] = ()
+
     def __init__(self, learning_rate: float, *, lr_dropout: float = 1.0, lr_cos_period: int = 0,
                  epsilon: float = 1e-7, name: str, **kwargs):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
@@ -46,6 +49,11 @@ class _DFLOptimizer(keras.optimizers.Optimizer):
             step = step * keep
         return step
 
+    def slot_variables(self, slot: str) -> list:
+        """The state variables DFL calls `slot` (one per trained weight, in var_list order): what an
+        imported DFL optimizer file is assigned to."""
+        raise NotImplementedError
+
     def get_config(self):
         config = super().get_config()
         config.update(lr_dropout=self.lr_dropout, lr_cos_period=self.lr_cos_period, epsilon=self.epsilon)
@@ -53,7 +61,9 @@ class _DFLOptimizer(keras.optimizers.Optimizer):
 
 
 class RMSprop(_DFLOptimizer):
-    """DFL's RMSprop: a <- rho*a + (1-rho)*g^2; w -= lr * g / (sqrt(a) + eps)."""
+    """DFL's RMSprop: a <- rho*a + (1-rho)*g^2; w -= lr * g / (sqrt(a) + eps), eps 1e-7 as DFL's."""
+
+    DFL_SLOTS = ("acc",)
 
     def __init__(self, learning_rate: float = 1e-3, rho: float = 0.9, **kwargs):
         super().__init__(learning_rate, name=kwargs.pop("name", "rmsprop"), **kwargs)
@@ -66,6 +76,9 @@ class RMSprop(_DFLOptimizer):
         self._accumulators = self.add_optimizer_variables(var_list, "accumulator")
         self._build_dropout(var_list)
 
+    def slot_variables(self, slot: str) -> list:
+        return {"acc": self._accumulators}[slot]
+
     def update_step(self, gradient, variable, learning_rate):
         g = ops.cast(gradient, variable.dtype)
         acc = self._accumulators[self._get_variable_index(variable)]
@@ -77,9 +90,13 @@ class RMSprop(_DFLOptimizer):
 
 class AdaBelief(_DFLOptimizer):
     """DFL's AdaBelief (no bias correction): m <- b1*m + (1-b1)*g; v <- b2*v + (1-b2)*(g-m)^2;
-    w -= lr * m / (sqrt(v) + eps)."""
+    w -= lr * m / (sqrt(v) + eps). eps is DFL's, float32's resolution 1e-6 (for every model, imported
+    or made here: one update rule, the one DFL users' models were trained with)."""
+
+    DFL_SLOTS = ("ms", "vs")
 
     def __init__(self, learning_rate: float = 1e-3, beta_1: float = 0.9, beta_2: float = 0.999, **kwargs):
+        kwargs.setdefault("epsilon", 1e-6)
         super().__init__(learning_rate, name=kwargs.pop("name", "adabelief"), **kwargs)
         self.beta_1, self.beta_2 = beta_1, beta_2
 
@@ -90,6 +107,9 @@ class AdaBelief(_DFLOptimizer):
         self._ms = self.add_optimizer_variables(var_list, "m")
         self._vs = self.add_optimizer_variables(var_list, "v")
         self._build_dropout(var_list)
+
+    def slot_variables(self, slot: str) -> list:
+        return {"ms": self._ms, "vs": self._vs}[slot]
 
     def update_step(self, gradient, variable, learning_rate):
         g = ops.cast(gradient, variable.dtype)

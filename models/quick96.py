@@ -1,4 +1,7 @@
-"""Quick96: DFL's fixed, fast model (DF-UD, 96 px, full face, batch 4)."""
+"""Quick96: DFL's fixed, fast model (DF-UD, 96 px, full face, batch 4).
+
+Its one option is `dfl_layout`, never asked: set by `importdfl` for a Quick96 model imported from DFL,
+so that the networks are DFL's exact layers (see models.archi)."""
 from __future__ import annotations
 
 from typing import Any
@@ -6,6 +9,7 @@ from typing import Any
 from facelib.face_type import FaceType
 from models.augment import SampleSpec
 from models.autoencoder import SwapAutoencoder
+from models.dfl_layout import DFL_LAYOUT
 
 QUICK96_OPTIONS: dict[str, Any] = {
     "resolution": 96, "face_type": "f", "archi": "df-ud", "ae_dims": 128, "e_dims": 64, "d_dims": 64,
@@ -19,7 +23,7 @@ QUICK96_OPTIONS: dict[str, Any] = {
 
 class Quick96(SwapAutoencoder):
     CLASS_NAME = "Quick96"
-    OPTIONS = ()  # nothing to ask: the point of Quick96 is a fixed, proven configuration
+    OPTIONS = (DFL_LAYOUT,)  # nothing to ask: the point of Quick96 is a fixed, proven configuration
     FIXED_OPTIONS = QUICK96_OPTIONS
 
     def __init__(self, files, options: dict[str, Any], *, training: bool):

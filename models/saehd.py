@@ -3,15 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.settings import Option, never
 from models.augment import SampleSpec
 from models.autoencoder import SwapAutoencoder
+from models.dfl_layout import DFL_LAYOUT
 from models.saehd_options import COMMON_OPTIONS, PRETRAIN_OVERRIDES, SAEHD_OPTIONS
-
-# Set by `importdfl` only (no flag, never asked): the networks use DFL's exact layer layout, so an
-# imported model gives DFL's outputs. Models created here keep Keras' layout (off).
-DFL_LAYOUT = Option("dfl_layout", False, "DFL's layer layout (symmetric padding, 1x1 first -d head): set for models "
-                    "imported from DFL", "DFL layer layout", "bool", first_run_only=True, ask_if=never)
 
 
 class SAEHD(SwapAutoencoder):

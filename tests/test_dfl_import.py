@@ -84,7 +84,7 @@ def test_training_goes_on_at_the_next_iteration_and_merge_uses_the_import(import
                   "--model-dir", str(folder), "--model", "SAEHD", "--force-model-name", name, "--silent-start",
                   "--no-preview", "--target-iteration", "348")
     assert res.returncode == 0, res.stderr[-3000:]
-    its = [int(m) for m in re.findall(r"^\[\d\d:\d\d:\d\d\]\[#(\d{6})\]\[\d+ms\]", res.stdout, flags=re.M)]
+    its = [int(m) for m in re.findall(r"^\[\d\d:\d\d:\d\d\]\[#(\d{6})\]\[[\d.]+m?s\]", res.stdout, flags=re.M)]
     assert its == [348], res.stdout[-2000:]
     assert "starts fresh" not in res.stdout + res.stderr  # DFL's optimizer state was used
     meta = _meta(folder / f"{name}_SAEHD_state.npz")
@@ -204,10 +204,11 @@ def test_folders_without_an_importable_model_say_so_in_one_line(tmp_path):
     assert res.returncode == 1 and len(res.error_lines) == 1
     assert "no DFL model here" in res.error_lines[0] and "empty" in res.error_lines[0]
 
-    (tmp_path / "q96").mkdir()
-    (tmp_path / "q96" / "fast_Quick96_data.dat").write_bytes(pickle.dumps({"iter": 1, "options": {}}))
-    res = run_cli("importdfl", "--input-dir", str(tmp_path / "q96"), "--model-dir", str(tmp_path / "ours"))
-    assert res.returncode == 1 and "Quick96" in res.error_lines[0] and "only SAEHD" in res.error_lines[0]
+    (tmp_path / "sae").mkdir()  # DFL's long-gone SAE model
+    (tmp_path / "sae" / "old_SAE_data.dat").write_bytes(pickle.dumps({"iter": 1, "options": {}}))
+    res = run_cli("importdfl", "--input-dir", str(tmp_path / "sae"), "--model-dir", str(tmp_path / "ours"))
+    assert res.returncode == 1 and len(res.error_lines) == 1
+    assert "SAE models cannot be imported" in res.error_lines[0] and "Quick96 and XSeg" in res.error_lines[0]
 
 
 @pytest.mark.slow
