@@ -197,14 +197,17 @@ def _add_facesettool(sub: argparse._SubParsersAction, common: list[argparse.Argu
 
 def _add_importdfl(sub: argparse._SubParsersAction, common: list[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("importdfl", aliases=["import-dfl"], parents=common,
-                       help="import a DeepFaceLab SAEHD model folder (train on and merge with it here)",
-                       description="Read a DFL SAEHD model (<name>_SAEHD_data.dat and <name>_SAEHD_*.npy, through a "
-                                   "loader that runs no code) and write it as this toolkit's SAEHD model: DFL's options, "
-                                   "iteration, loss history, weights and AdaBelief optimizer state. The DFL files are "
-                                   "only read; an existing model is never replaced.")
+                       help="import a DeepFaceLab SAEHD, Quick96 or XSeg model (train on and merge with it here)",
+                       description="Read a DFL SAEHD or Quick96 model (<name>_<Class>_data.dat and <name>_<Class>_*.npy) "
+                                   "or DFL's XSeg (XSeg_data.dat, XSeg_256.npy), through a loader that runs no code, and "
+                                   "write it as this toolkit's model of the same class, with DFL's exact layers: DFL's "
+                                   "options, iteration, loss history, weights and optimizer state (AdaBelief or "
+                                   "RMSprop). AMP models cannot be imported yet. The DFL files are only read; an "
+                                   "existing model is never replaced.")
     p.add_argument("--input-dir", required=True, help="the DFL model folder (DFL's workspace/model)")
     p.add_argument("--model-dir", required=True, help="folder for the imported model (may be the same folder)")
-    p.add_argument("--name", default=None, help="which DFL model to import when the folder holds several")
+    p.add_argument("--name", default=None, help="which DFL model to import when the folder holds several (DFL's XSeg "
+                                                "is named XSeg)")
     p.add_argument("--save-as", default=None, help="name of the imported model (default: the DFL model's name)")
 
     def run(a: argparse.Namespace) -> None:
@@ -284,9 +287,12 @@ def _add_demo(sub: argparse._SubParsersAction, common: list[argparse.ArgumentPar
                        description="Make two short videos from bundled public-domain photos and run every pipeline "
                                    "stage on them (extract, train a small SAEHD, merge, encode), printing each command.")
     p.add_argument("--workspace", default="workspace", help="workspace folder (default: ./workspace)")
-    p.add_argument("--iterations", type=int, default=demo.DEMO_ITERATIONS,
-                   help=f"training iterations of the demo model (default {demo.DEMO_ITERATIONS}, a few minutes on a CPU)")
-    p.set_defaults(func=lambda a: demo.run_demo(a.workspace, a.iterations, device_args=_device_args(a)))
+    p.add_argument("--model", choices=list(demo.DEMO_MODELS), default="SAEHD",
+                   help="which model the demo trains and merges with (default SAEHD; Reenact reenacts, not swaps)")
+    p.add_argument("--iterations", type=int, default=None,
+                   help=f"training iterations of the demo model (default: per model, {demo.DEMO_ITERATIONS} for SAEHD, "
+                        "a few minutes on a CPU)")
+    p.set_defaults(func=lambda a: demo.run_demo(a.workspace, a.iterations, device_args=_device_args(a), model=a.model))
 
 
 def _add_merge(sub: argparse._SubParsersAction, common: list[argparse.ArgumentParser]) -> None:
@@ -304,17 +310,22 @@ def _add_merge(sub: argparse._SubParsersAction, common: list[argparse.ArgumentPa
     p.add_argument("--output-mask-dir", required=True, help="merged masks, e.g. workspace/data_dst/merged_mask")
     p.add_argument("--aligned-dir", default=None,
                    help="aligned dst faces (their landmarks place the faces), e.g. workspace/data_dst/aligned")
-    p.add_argument("--model-dir", required=True, help="model folder, e.g. workspace/model")
-    p.add_argument("--model", required=True, dest="model_class", metavar="{Quick96,SAEHD}", help="model class to load")
+    p.add_argument("--model-dir", required=True,
+                   help="model folder, e.g. workspace/model, or a .dfm file (DeepFaceLive's ONNX model: ours, DFL's "
+                        "or a community one), e.g. workspace/model/new_SAEHD.dfm")
+    p.add_argument("--model", default=None, dest="model_class", metavar="{Quick96,SAEHD,AMP,...,DFM}",
+                   help="model class to load (required unless --model-dir is a .dfm file; DFM: a .dfm file of the "
+                        "model folder)")
     p.add_argument("--force-model-name", default=None,
                    help="which saved model of this class to use when the folder holds several (no menu; without it "
-                        "and without a terminal: the most recently saved)")
+                        "and without a terminal: the most recently saved); with --model DFM the .dfm's name "
+                        "without .dfm")
     p.add_argument("--xseg-model-dir", default=None,
                    help="folder of the trained XSeg model the XSeg mask modes use (default: --model-dir, where DFL "
                         "keeps it); loaded only when such a mode is chosen")
     p.add_argument("--config", default=None, dest="config_path",
                    help="merge settings JSON (any subset of the settings; batch mode, one setting for all frames)")
-    add_flags(p, merger_cli.RUN_OPTIONS, prefix="m_")  # --interactive/--no-interactive, --workers
+    add_flags(p, merger_cli.RUN_OPTIONS, prefix="m_")  # --interactive/--no-interactive, --workers, --dfm-face-type
     add_flags(p.add_argument_group("merge settings", "each merger setting for all frames (batch mode; with "
                                    "--interactive the window's starting values); they win over --config's values"),
               MERGE_OPTIONS, prefix="m_")

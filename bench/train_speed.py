@@ -3,6 +3,7 @@
     python -m bench.train_speed                       # DFL's comparison presets, float32 and bf16
     python -m bench.train_speed --presets q96 --precision mixed_bfloat16 --iters 20
     KERAS_BACKEND=jax python -m bench.train_speed --presets saehd128-liae-ud
+    python -m bench.train_speed --presets amp original --iters 5
 
 Each preset runs in its own process (clean peak memory). Batches come from a real faceset through
 the background sample workers, so the figure includes any wait for data (printed as a share).
@@ -31,6 +32,12 @@ PRESETS: dict[str, tuple[str, dict, int]] = {
     "saehd256-df-ud": ("SAEHD", {"resolution": 256, "archi": "df-ud"}, 4),
     # XSeg at 256, DFL's widths; batch is per side (4 src + 4 dst faces per step); generic targets
     "xseg": ("XSeg", {}, 4),
+    # AMP at DFL's defaults (224 px whole face, ae 256, inter 1024, batch 8) and the classic Original (64 px)
+    "amp": ("AMP", {}, 8),
+    "original": ("Original", {}, 8),
+    # Reenact at its defaults (128 px, g_dims 32, PatchGAN 0.1) and the demo's 64 px / g_dims 16
+    "reenact": ("Reenact", {}, 4),
+    "reenact64": ("Reenact", {"resolution": 64, "g_dims": 16}, 4),
 }
 DFL_SECONDS = {"q96": 1.29, "saehd64-df-ud": 0.83, "saehd64-liae-ud-b8": 2.06}
 

@@ -2,7 +2,9 @@
 
 For a sample of merged frames with a face: identity similarity of the swapped face to the src
 faceset and to the original dst face (dlib embeddings), landmark and pose agreement with the dst
-face, and frame-to-frame jitter of the aligned face region. Lines start with the metric's name; the
+face, how closely the merged face's landmarks move with the driving (dst) landmarks once each
+sequence's own face shape is taken out (what a reenactment model must get right), and
+frame-to-frame jitter of the aligned face region. Lines start with the metric's name; the
 same figures are written to `<workspace>/evaluation.json`.
 """
 from __future__ import annotations
@@ -21,6 +23,7 @@ from facelib.face_type import FaceType
 from facelib.identity import embedding
 from facelib.landmarks import landmarks_from_box
 from facelib.pose import estimate_pose
+from facelib.reenact_geometry import expression_error
 from facelib.swap_metrics import crop_jitter, identity_similarity, landmark_error
 from faceset.faceset import Faceset
 
@@ -56,7 +59,12 @@ def _src_embeddings(src_aligned: Path, count: int) -> np.ndarray:
     return np.asarray(embs)
 
 
-def evaluate(workspace: str, max_frames: int = 100, src_faces: int = 30) -> dict[str, float]:
+def _finite_or_none(value: float) -> float | None:
+    """JSON has no NaN: a figure that cannot be measured (one frame) is null."""
+    return float(value) if np.isfinite(value) else None
+
+
+def evaluate(workspace: str, max_frames: int = 100, src_faces: int = 30) -> dict[str, float | None]:
     ws = require_dir(workspace, "workspace")
     merged_dir = require_dir(ws / "data_dst" / "merged", "merged frames folder (run merge first)")
     aligned = require_dir(ws / "data_dst" / "aligned", "dst aligned faces folder")
@@ -71,6 +79,7 @@ def evaluate(workspace: str, max_frames: int = 100, src_faces: int = 30) -> dict
     src_centre = src_embs.mean(axis=0, keepdims=True)
     merged_embs, dst_embs, lm_err, lm_base, yaw_d, pitch_d = [], [], [], [], [], []
     merged_crops, dst_crops = [], []
+    merged_in_crop, driving_in_crop = [], []  # landmarks in each frame's aligned crop: head motion taken out
     for face in consecutive:
         original = read_image(ws / "data_dst" / face.frame)
         merged = read_image(merged_dir / (Path(face.frame).stem + ".png"))
@@ -88,6 +97,8 @@ def evaluate(workspace: str, max_frames: int = 100, src_faces: int = 30) -> dict
         pitch_d.append(abs(np.degrees(p_m - p_d)))
         crop = CropSpec(JITTER_CROP, FaceType.FULL).of(face.landmarks)
         merged_crops.append(crop.warp(merged))
+        merged_in_crop.append(crop.to_face(lm_merged))
+        driving_in_crop.append(crop.to_face(face.landmarks))
         dst_crops.append(crop.warp(original))
 
     merged_embs, dst_embs = np.asarray(merged_embs), np.asarray(dst_embs)
@@ -100,6 +111,7 @@ def evaluate(workspace: str, max_frames: int = 100, src_faces: int = 30) -> dict
         "landmark_error_baseline": float(np.mean(lm_base)),
         "yaw_difference_deg": float(np.mean(yaw_d)),
         "pitch_difference_deg": float(np.mean(pitch_d)),
+        "expression_error": _finite_or_none(expression_error(np.asarray(merged_in_crop), np.asarray(driving_in_crop))),
         "face_jitter": crop_jitter(merged_crops),
         "dst_face_jitter": crop_jitter(dst_crops),
     }
@@ -110,6 +122,9 @@ def evaluate(workspace: str, max_frames: int = 100, src_faces: int = 30) -> dict
     print(f"landmark error vs dst: {100 * r['landmark_error']:.1f}% of the eye distance "
           f"(landmarker noise on the dst itself: {100 * r['landmark_error_baseline']:.1f}%)")
     print(f"pose difference vs dst: yaw {r['yaw_difference_deg']:.1f} deg, pitch {r['pitch_difference_deg']:.1f} deg")
+    if r["expression_error"] is not None:  # needs two frames or more
+        print(f"expression error vs driving landmarks: {100 * r['expression_error']:.1f}% of the eye distance "
+              f"(landmark motion of the merged face against the dst's, each face's own shape taken out)")
     print(f"face jitter: {r['face_jitter']:.2f} levels per frame (dst: {r['dst_face_jitter']:.2f}; "
           f"mean change of the aligned face between consecutive frames)")
     atomic_write_json(ws / "evaluation.json", report)

@@ -13,7 +13,7 @@ from typing import Any
 
 from core.errors import UserError
 from core.fileio import read_json_file
-from core.settings import Option, parse_dict
+from core.settings import Option, never, parse_dict
 
 MODES = ("original", "overlay", "hist-match", "seamless", "seamless-hist-match", "raw-rgb", "raw-predict")
 MODE_KEYS = {"`": "original", "1": "overlay", "2": "hist-match", "3": "seamless", "4": "seamless-hist-match",
@@ -23,6 +23,8 @@ MASK_MODES = ("full", "dst", "learned-prd", "learned-dst", "learned-prd*learned-
 COLOR_TRANSFER_MODES = ("none", "rct", "lct", "mkl", "mkl-m", "idt", "idt-m", "sot-m", "mix-m")
 SHARPEN_MODES = ("none", "box", "gaussian")
 HIST_MATCH_MODES = ("hist-match", "seamless-hist-match")
+DEFAULT_MORPH = 0.75  # DeepFaceLive's default for AMP models (models.dfm_contract.DEFAULT_MORPH)
+MORPH_STEP = 0.05  # per press of ] or [ (Shift: 0.25)
 
 
 def _knob(key: str, default: int, lo: int, hi: int, question: str, help_text: str, **kw: Any) -> Option:
@@ -62,10 +64,16 @@ MERGE_OPTIONS: tuple[Option, ...] = (
           "Down- and up-scale the frame background to match a soft fake face."),
     _knob("color_degrade", 0, 0, 100, "Degrade color power of final image",
           "Blend the output with a 256-colour version of itself, in %."),
+    # AMP only (predictors with has_morph): 0 = the dst face, 1 = fully the src face. DFL's merger asks it with
+    # 1.0; we take DeepFaceLive's 0.75: AMP trains on codes with only morph_factor (0.5) of src channels, so
+    # 1.0 is an extrapolation that users of DFL's AMP often back off from, and 0.75 keeps most of the likeness.
+    # Not asked on the console (it is no setting of other models): its flag, the window keys and --config.
+    Option("morph_factor", DEFAULT_MORPH, "AMP models: how far the face morphs from dst (0.0) to src (1.0); other "
+           "models ignore it.", "Morph factor", "float", valid_range=(0.0, 1.0), clamp=True, ask_if=never),
 )
 BY_KEY: dict[str, Option] = {o.key: o for o in MERGE_OPTIONS}
 RANGES: dict[str, tuple[int, int]] = {o.key: (int(o.valid_range[0]), int(o.valid_range[1]))
-                                      for o in MERGE_OPTIONS if o.valid_range}
+                                      for o in MERGE_OPTIONS if o.valid_range and o.kind == "int"}
 CHOICES: dict[str, tuple[str, ...]] = {o.key: o.choices for o in MERGE_OPTIONS if o.choices}
 
 
@@ -93,6 +101,7 @@ class MergeConfig:
     image_denoise: int = _default("image_denoise")
     bicubic_degrade: int = _default("bicubic_degrade")
     color_degrade: int = _default("color_degrade")
+    morph_factor: float = _default("morph_factor")
 
     def __post_init__(self) -> None:
         for opt in MERGE_OPTIONS:
@@ -121,8 +130,9 @@ class MergeConfig:
             raise
         return cls(**{**(base or cls()).to_dict(), **values})
 
-    def describe(self) -> str:
-        """The settings as the console and the window show them, one per line, only those in effect."""
+    def describe(self, morph: bool = False) -> str:
+        """The settings as the console and the window show them, one per line, only those in effect (the morph
+        factor with `morph`: for a model that has one)."""
         lines = [f"Mode: {self.mode}"]
         if self.mode in HIST_MATCH_MODES:
             lines.append(f"Hist match threshold: {self.hist_match_threshold}")
@@ -141,14 +151,20 @@ class MergeConfig:
             f"Bicubic degrade power: {self.bicubic_degrade}",
             f"Color degrade power: {self.color_degrade}",
         ]
+        if morph:
+            lines.append(f"Morph factor: {self.morph_factor:.2f}")
         return "\n".join(lines)
 
 
-def default_config(model_default_mode: str | None = None) -> MergeConfig:
-    """DFL's interactive defaults, with the mode the model suggests."""
+def default_config(model_default_mode: str | None = None, model_mask_mode: str | None = None) -> MergeConfig:
+    """DFL's interactive defaults, with the mode and the mask mode the model suggests (a model without a mask
+    network, Original, suggests the dst hull: its "learned" masks are only an average face shape)."""
+    changes = {}
     if model_default_mode and model_default_mode in MODES:
-        return MergeConfig(mode=model_default_mode)
-    return MergeConfig()
+        changes["mode"] = model_default_mode
+    if model_mask_mode and model_mask_mode in MASK_MODES:
+        changes["mask_mode"] = model_mask_mode
+    return MergeConfig(**changes)
 
 
 # --- files -----------------------------------------------------------------------------------------
@@ -183,6 +199,8 @@ _STEP_KEYS.update({k.upper(): (name, step * 5) for k, (name, step) in list(_STEP
 _STEP_KEYS.update({";": ("color_degrade", -1), ":": ("color_degrade", -5)})
 
 _CYCLE_KEYS = {"x": "mask_mode", "c": "color_transfer", "n": "sharpen_mode"}
+# AMP's morph factor: ] / [ step it by MORPH_STEP, Shift (} / {) by five steps
+MORPH_KEYS: dict[str, float] = {"]": MORPH_STEP, "[": -MORPH_STEP, "}": 5 * MORPH_STEP, "{": -5 * MORPH_STEP}
 
 # What each settings key does, for the help screen (navigation keys are the window's).
 KEY_HELP: tuple[tuple[str, str], ...] = (
@@ -200,12 +218,13 @@ KEY_HELP: tuple[tuple[str, str], ...] = (
     ("p / ; / :", "colour degrade +1 (P: +5) / -1 / -5"),
     ("x", "mask mode"),
     ("c", "colour transfer mode"),
+    ("] / [", "morph factor +/- 0.05 (Shift: 0.25; AMP models)"),
     ("Shift", "with a letter: steps of 5"),
 )
 
 
 def is_setting_key(key: str) -> bool:
-    return key in _STEP_KEYS or key in _CYCLE_KEYS or key in MODE_KEYS or key == "z"
+    return key in _STEP_KEYS or key in _CYCLE_KEYS or key in MODE_KEYS or key in MORPH_KEYS or key == "z"
 
 
 def apply_key(cfg: MergeConfig, key: str, default_mode: str = "overlay") -> MergeConfig:
@@ -223,6 +242,8 @@ def apply_key(cfg: MergeConfig, key: str, default_mode: str = "overlay") -> Merg
         name = _CYCLE_KEYS[key]
         choices = CHOICES[name]
         return cfg.replace(**{name: choices[(choices.index(getattr(cfg, name)) + 1) % len(choices)]})
+    if key in MORPH_KEYS:  # rounded to the step, so presses up and down meet again
+        return cfg.replace(morph_factor=round(cfg.morph_factor + MORPH_KEYS[key], 2))
     if key == "z" and cfg.mode == "hist-match":
         return cfg.replace(masked_hist_match=not cfg.masked_hist_match)
     return cfg

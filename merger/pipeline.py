@@ -102,33 +102,67 @@ def model_crop(predictor) -> CropSpec:
     return CropSpec(int(predictor.resolution), FaceType(predictor.face_type))
 
 
+def _run_model(predictor, crops: list[np.ndarray], morphs: list[float], crop_lms: list[np.ndarray],
+               R: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(faces, src masks, dst masks) of every crop. A predictor with `has_morph` gets morph= (one call per
+    distinct value: frames of one batch may differ), one with `needs_landmarks` gets landmarks=(N, 68, 2) in
+    crop pixels (models/predictor.py)."""
+    n = len(crops)
+    has_morph = bool(getattr(predictor, "has_morph", False))
+    needs_lms = bool(getattr(predictor, "needs_landmarks", False))
+    groups: dict[float | None, list[int]] = {}
+    for j in range(n):
+        groups.setdefault(float(morphs[j]) if has_morph else None, []).append(j)
+    face = np.zeros((n, R, R, 3), np.float32)
+    src_mask, dst_mask = np.zeros((n, R, R), np.float32), np.zeros((n, R, R), np.float32)
+    for morph, idx in groups.items():
+        extra: dict = {}
+        if morph is not None:
+            extra["morph"] = morph
+        if needs_lms:
+            extra["landmarks"] = np.stack([crop_lms[j] for j in idx]).astype(np.float32)
+        pred = predictor.predict(np.stack([crops[j] for j in idx]), **extra)
+        m = len(idx)
+        got = np.asarray(pred.face, np.float32)
+        if got.shape != (m, R, R, 3):
+            raise ValueError(f"the model returned faces of shape {got.shape}, expected {(m, R, R, 3)}")
+        face[idx] = got
+        src_mask[idx] = np.asarray(pred.src_mask, np.float32).reshape(m, R, R)
+        dst_mask[idx] = np.asarray(pred.dst_mask, np.float32).reshape(m, R, R)
+    return face, src_mask, dst_mask
+
+
 def predict_faces(predictor, frame: np.ndarray | list[np.ndarray], landmarks: list[list[np.ndarray]] | list[np.ndarray],
                   xseg: Masker | None = None, need: XSegNeed = XSegNeed(),
-                  baked: list[list[BakedMask | None]] | list[BakedMask | None] | None = None) -> list[list[FacePrediction]]:
+                  baked: list[list[BakedMask | None]] | list[BakedMask | None] | None = None,
+                  morph: float | list[float] | None = None) -> list[list[FacePrediction]]:
     """Run the model once over every face of one or several frames; predictions grouped per frame.
 
     With `need`, the XSeg masks it names are made too (`merger.xseg_masks.fill_xseg`, one `xseg` call per
-    kind for all faces); `baked`: each face's baked mask or None, grouped like `landmarks`."""
+    kind for all faces); `baked`: each face's baked mask or None, grouped like `landmarks`. `morph`: the
+    frame's (or each frame's) MergeConfig.morph_factor, for predictors with `has_morph` (default: the
+    config's default). Predictors with `needs_landmarks` get each face's landmarks mapped into its crop."""
     frames = frame if isinstance(frame, list) else [frame]
     lms = landmarks if isinstance(frame, list) else [landmarks]
     bakes = (baked if isinstance(frame, list) else [baked]) if baked is not None else [[] for _ in frames]
+    if morph is None:
+        morph = MergeConfig().morph_factor
+    morphs_of = list(morph) if isinstance(morph, (list, tuple)) else [morph] * len(frames)
+    needs_lms = bool(getattr(predictor, "needs_landmarks", False))
     spec = model_crop(predictor)
     R = spec.size
-    crops, owners = [], []
+    crops, owners, face_morphs, crop_lms = [], [], [], []
     for k, (img, face_lms, face_bakes) in enumerate(zip(frames, lms, bakes)):
         for j, lm in enumerate(face_lms):
             crops.append(crop_for_model(img, lm, R, spec.face_type))
             owners.append((k, lm, face_bakes[j] if j < len(face_bakes) else None))
+            face_morphs.append(morphs_of[k])
+            if needs_lms:  # the same crop as crop_for_model's: the frame landmarks in its pixels
+                crop_lms.append(spec.to_face(np.asarray(lm, np.float64)))
     out: list[list[FacePrediction]] = [[] for _ in frames]
     if not crops:
         return out
-    pred = predictor.predict(np.stack(crops))
-    n = len(crops)
-    face = np.asarray(pred.face, np.float32)
-    src_mask = np.asarray(pred.src_mask, np.float32).reshape(n, R, R)
-    dst_mask = np.asarray(pred.dst_mask, np.float32).reshape(n, R, R)
-    if face.shape != (n, R, R, 3):
-        raise ValueError(f"the model returned faces of shape {face.shape}, expected {(n, R, R, 3)}")
+    face, src_mask, dst_mask = _run_model(predictor, crops, face_morphs, crop_lms, R)
     faces = [FacePrediction(lm, face[j], src_mask[j], dst_mask[j]) for j, (_, lm, _) in enumerate(owners)]
     if need:
         fill_xseg(faces, [frames[k] for k, _, _ in owners], [b for _, _, b in owners], xseg, need, spec)
@@ -152,7 +186,8 @@ def predict_batches(infos: list[FrameInfo], cfg_of: Callable[[int], MergeConfig]
             with_faces = [n for n, f in enumerate(frames) if f is not None]
             need = XSegNeed.of(cfg_of(idx[n]).mask_mode for n in with_faces)
             preds = predict_faces(predictor, [frames[n] for n in with_faces], [infos[idx[n]].landmarks for n in with_faces],
-                                  xseg, need, [infos[idx[n]].baked_masks for n in with_faces])
+                                  xseg, need, [infos[idx[n]].baked_masks for n in with_faces],
+                                  morph=[cfg_of(idx[n]).morph_factor for n in with_faces])
             faces_of = dict(zip(with_faces, preds))
             jobs = []
             for n, k in enumerate(idx):

@@ -21,7 +21,7 @@ from core.image_io import read_image, write_image
 from core.keys import KeyReader
 from facelib.face_type import FaceType
 from merger.compose import FacePrediction, compose_frame
-from merger.config import CHOICES, KEY_HELP, MergeConfig, apply_key, is_setting_key
+from merger.config import CHOICES, KEY_HELP, MORPH_KEYS, MergeConfig, apply_key, is_setting_key
 from merger.frames import FrameInfo
 from merger.pipeline import model_crop, output_paths, predict_faces
 from merger.session import MergeSession
@@ -58,11 +58,13 @@ class ViewState:
 
 class MergerController:
     """What each key does to the session and the view (no drawing, no model). `mask_mode_ok` says whether
-    a mask mode can be used (the XSeg ones need an XSeg model): `x` skips those that cannot."""
+    a mask mode can be used (the XSeg ones need an XSeg model): `x` skips those that cannot. `has_morph`: the
+    model takes a morph factor (AMP): its keys act and the title shows it; other models ignore those keys."""
 
     def __init__(self, session: MergeSession, default_mode: str = "overlay",
-                 mask_mode_ok: Callable[[str], bool] = lambda mode: True):
+                 mask_mode_ok: Callable[[str], bool] = lambda mode: True, has_morph: bool = False):
         self.session = session
+        self.has_morph = has_morph
         self.view = ViewState()
         self.default_mode = default_mode
         self.mask_mode_ok = mask_mode_ok
@@ -94,6 +96,8 @@ class MergerController:
             v.show_help = not v.show_help
         elif key == "esc":
             v.quit = True
+        elif key in MORPH_KEYS and not self.has_morph:
+            pass  # a model without a morph factor: nothing to change
         elif is_setting_key(key):
             cfg = apply_key(self.cfg, key, self.default_mode)
             for _ in CHOICES["mask_mode"]:  # x: past the modes that cannot be used (at most once round)
@@ -160,6 +164,8 @@ class MergerController:
                  f"ct={c.color_transfer}", f"erode={c.erode}", f"blur={c.blur}", f"motion={c.motion_blur}",
                  f"scale={c.output_face_scale}", f"sharpen={c.sharpen_mode}:{c.sharpen_amount}",
                  f"denoise={c.image_denoise}", f"bicubic={c.bicubic_degrade}", f"cdegrade={c.color_degrade}"]
+        if self.has_morph:
+            parts.append(f"morph={c.morph_factor:.2f}")
         text = " ".join(parts) + hist + f" zoom={self.view.zoom:.1f}"
         if self.view.checker:
             text += " checker"
@@ -174,35 +180,44 @@ class MergerController:
 
 class FrameMerger:
     """Merges one frame at a time in this process; model predictions are cached per frame, so
-    changing a setting only re-composites. XSeg masks are made the first time a frame's mask mode
-    needs them (with `xseg`, loaded then), and cached with the predictions."""
+    changing a setting only re-composites (a model with a morph factor predicts again when it changes).
+    XSeg masks are made the first time a frame's mask mode needs them (with `xseg`, loaded then), and
+    cached with the predictions."""
 
     def __init__(self, infos: list[FrameInfo], predictor, output_dir: Path, mask_dir: Path, cache_frames: int = 8,
                  xseg: LazyMasker | None = None):
         self.infos, self.predictor = infos, predictor
         self.xseg = xseg or LazyMasker(None)
         self.output_dir, self.mask_dir = Path(output_dir), Path(mask_dir)
-        self._cache: dict[int, tuple[np.ndarray, list[FacePrediction]]] = {}
+        self._cache: dict[int, tuple[np.ndarray, list[FacePrediction], float | None]] = {}
         self._order: list[int] = []
+        self.has_morph = bool(getattr(predictor, "has_morph", False))
         self.cache_frames = cache_frames
 
-    def _frame(self, i: int) -> tuple[np.ndarray, list[FacePrediction]]:
+    def _frame(self, i: int, morph: float) -> tuple[np.ndarray, list[FacePrediction]]:
+        key = morph if self.has_morph else None
+        if i in self._cache and self._cache[i][2] != key:  # the morph factor changed: predict again
+            frame = self._cache[i][0]
+            info = self.infos[i]
+            faces = predict_faces(self.predictor, frame, info.landmarks, morph=morph)[0] if info.landmarks else []
+            self._cache[i] = (frame, faces, key)
         if i not in self._cache:
             info = self.infos[i]
             frame = read_image(info.path)
-            faces = predict_faces(self.predictor, frame, info.landmarks)[0] if info.landmarks else []
-            self._cache[i] = (frame, faces)
+            faces = predict_faces(self.predictor, frame, info.landmarks, morph=morph)[0] if info.landmarks else []
+            self._cache[i] = (frame, faces, key)
             self._order.append(i)
             while len(self._order) > self.cache_frames:
                 self._cache.pop(self._order.pop(0), None)
-        return self._cache[i]
+        frame, faces, _ = self._cache[i]
+        return frame, faces
 
     def xseg_ok(self, mask_mode: str) -> bool:
         """Whether `mask_mode` can be used: an XSeg mode loads the XSeg model the first time it is asked."""
         return not needs_xseg(mask_mode) or self.xseg.get() is not None
 
     def merge(self, i: int, cfg: MergeConfig) -> tuple[np.ndarray, np.ndarray]:
-        frame, faces = self._frame(i)
+        frame, faces = self._frame(i, cfg.morph_factor)
         need = XSegNeed.of([cfg.mask_mode])
         if need and faces:  # the same masks batch mode makes (merger.pipeline.predict_faces)
             baked = [self.infos[i].baked_mask(j) for j in range(len(faces))]
@@ -260,7 +275,7 @@ def run_window(infos: list[FrameInfo], predictor, session: MergeSession, output_
     saved on the way out. Returns the session. `xseg` loads the XSeg model when an XSeg mask mode is
     first chosen; without one those modes are skipped and the status line says why."""
     merger = FrameMerger(infos, predictor, output_dir, mask_dir, xseg=xseg)
-    ctl = MergerController(session, getattr(predictor, "default_mode", "overlay"), merger.xseg_ok)
+    ctl = MergerController(session, getattr(predictor, "default_mode", "overlay"), merger.xseg_ok, merger.has_morph)
     cv2.namedWindow(WINDOW_NAME, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
     rendered: tuple[int, MergeConfig] | None = None
     image = mask = None
@@ -281,7 +296,7 @@ def run_window(infos: list[FrameInfo], predictor, session: MergeSession, output_
                 session.mark_done(i)
                 rendered = (i, cfg)
                 if cfg != printed:
-                    log.info(f"--- frame {i + 1}: {session.frame_names[i]} ---\n{cfg.describe()}")
+                    log.info(f"--- frame {i + 1}: {session.frame_names[i]} ---\n{cfg.describe(merger.has_morph)}")
                     printed = cfg
             look = (i, cfg, ctl.view.show_help, ctl.view.zoom, ctl.view.checker, ctl.view.auto, ctl.note)
             if look != shown:

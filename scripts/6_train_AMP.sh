@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# 6) train AMP: train AMP (DFL's morphable model) on data_src/aligned and data_dst/aligned into
+# workspace/model; asks the model options on the first run. The morph factor is chosen when merging.
+# Extra arguments go to main.py; WORKSPACE=/path overrides the workspace folder.
+source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
+"$VENV_PY" "$REPO_ROOT/main.py" train \
+    --training-data-src-dir "$WORKSPACE/data_src/aligned" \
+    --training-data-dst-dir "$WORKSPACE/data_dst/aligned" \
+    --model-dir "$WORKSPACE/model" \
+    --model AMP \
+    "$@"
