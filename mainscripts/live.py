@@ -1,0 +1,235 @@
+"""`live`: swap faces in real time from a camera, a video file, an image folder or a stream URL.
+
+Orchestration only: check everything that can be checked before a model loads (the input opens, a
+display for the window, pyvirtualcam when asked for, the merge config file), load the model (a
+trained model folder, or a DeepFaceLive .dfm), then run merger.live_pipeline and hand each merged
+frame to the window, the output video (core.frame_sink, with the input's audio and the
+synthetic-media marker of `video-from-sequence`) and the virtual camera. Ctrl+C (or SIGTERM, see
+core.termination) ends like Esc: the stages stop and the output video is finished.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from core import log
+from core.errors import UserError
+from core.settings import Option, resolve
+from facelib.face_type import SHORT_NAMES, FaceType
+
+PRINT_EVERY_S = 2.0
+DETECT_SIDE = 384  # the detector works on the frame shrunk to this longest side (as extract does at 640)
+
+LIVE_OPTIONS: tuple[Option, ...] = (
+    Option("input", "0", "What to swap: a camera index (0 is the first camera), a video file, an image folder or "
+           "a stream URL (rtsp://, http://...).", "Input (camera index, video file, image folder or URL)"),
+    Option("output", "", "Also write the swapped stream to this video file (.mp4/.mov/.mkv/.avi); a file input's "
+           "audio goes with it. Empty: no file.", "Output video file (empty: none)"),
+    Option("window", True, "Show the swapped stream in a window with the merger's keys.", "Show a window?", "bool",
+           switch=True, negative="--no-window", negative_help="no window (servers, scripts, tests)"),
+    Option("virtual_camera", False, "Send the swapped stream to a virtual camera (needs the optional package "
+           "pyvirtualcam and a virtual camera driver).", "Send to a virtual camera?", "bool", switch=True),
+    Option("detect_every", 5, "Run the full face detector every N frames and track the faces from their landmarks "
+           "in between (1: detect every frame).", "Detect faces every N frames", "int", valid_range=(1, 60)),
+    Option("predict_every", 1, "Run the model on every Nth frame only; the frames between reuse its face at their "
+           "own landmarks (the face follows the head at once, its expression lags up to N-1 frames): about N times "
+           "less model time, for a CPU that cannot run the model on every frame. 1: every frame.",
+           "Run the model every N frames", "int", valid_range=(1, 4)),
+    Option("max_faces", 1, "Swap at most this many faces per frame (the largest).", "Faces per frame", "int",
+           valid_range=(1, 8)),
+    Option("smooth", True, "Smooth the landmarks with a causal One-Euro filter (less jitter, under a third of a "
+           "frame of lag on a moving face; see facelib/one_euro.py).", "Smooth landmarks?", "bool", switch=True),
+    Option("realtime", False, "Read a video file or folder at its frame rate, as a camera would deliver it, instead "
+           "of as fast as the machine goes (every frame is kept either way).", "Play files in real time?", "bool",
+           switch=True),
+    Option("detector", "centerface", "Face detector.", "Face detector", choices=("centerface", "dlib-hog")),
+    Option("dfm_face_type", "wf", "Face type of a .dfm model that does not record its own.", "Face type of the .dfm",
+           choices=SHORT_NAMES),
+)
+
+
+@dataclass
+class LiveSummary:
+    frames_in: int
+    frames_out: int
+    dropped: int
+    figures: dict
+    output: Path | None
+
+
+def load_model(model_dir: str, model_class: str | None, model_name: str | None, dfm_face_type: str):
+    """A trained model folder through models.loader, or a .dfm file through models.dfm_predictor."""
+    path = Path(model_dir)
+    if path.suffix.lower() == ".dfm":
+        if not path.is_file():
+            raise UserError("model file not found", path)
+        from models.dfm_predictor import load_dfm_predictor  # onnxruntime: only for .dfm models
+        return load_dfm_predictor(path, FaceType.from_string(dfm_face_type))
+    if not model_class:
+        model_class, model_name = newest_face_model(path, model_name)
+    from models.loader import load_predictor  # Keras: imported only now
+    return load_predictor(path, model_class, model_name)
+
+
+def newest_face_model(folder: Path, name: str | None) -> tuple[str, str]:
+    """Without --model: the most recently saved face-swapping model of the folder (any class; the XSeg
+    model beside it does not count), or the one named `name`."""
+    from models.loader import MODEL_NAMES
+    from models.model_files import SEGMENTATION_CLASSES, saved_models
+    if not folder.is_dir():
+        raise UserError("model folder not found", folder)
+    found = [(n, c) for n, c in saved_models(folder)
+             if c in MODEL_NAMES and c not in SEGMENTATION_CLASSES and (name is None or n == name)]
+    if not found:
+        raise UserError("no trained face model in this folder" + (f" named {name!r}" if name else "")
+                        + " (train one first, or give a .dfm file)", folder)
+    log.info(f"Using {found[0][1]} model {found[0][0]!r}, the most recently saved (choose with --model / --force-model-name)")
+    return found[0][1], found[0][0]
+
+
+def default_save_path(model_dir: str) -> Path:
+    """Where Enter saves the settings: beside the model."""
+    path = Path(model_dir)
+    if path.suffix.lower() == ".dfm":
+        return path.with_name(f"{path.stem}_merge_config.json")
+    return path / "live_merge_config.json"
+
+
+def live(model_dir: str, model_class: str | None = None, settings: Mapping[str, Any] | None = None,
+         config_path: str | None = None, save_config_path: str | None = None, model_name: str | None = None,
+         predictor=None, max_frames: int | None = None) -> LiveSummary:
+    """Run the live swap until the input ends, Esc, or Ctrl+C. `settings`: the command line's LIVE_OPTIONS
+    values (asked on a terminal when missing, else their defaults); `predictor` skips loading a model."""
+    opts = resolve(LIVE_OPTIONS, None, dict(settings or {}), ask_overrides=False)
+    from core.frame_sink import require_pyvirtualcam
+    from core.frame_source import open_source
+    from merger.config import load_config
+
+    if opts["virtual_camera"]:
+        require_pyvirtualcam()
+    if opts["window"]:
+        from core.display import display_problem
+        problem = display_problem()
+        if problem is not None:
+            raise UserError(f"the live window needs a display ({problem}); run with --no-window "
+                            f"(and --output FILE or --virtual-camera)")
+    if config_path:  # a bad file is an error before anything opens
+        from merger.xseg_masks import needs_xseg
+        mask_mode = load_config(config_path).mask_mode
+        if needs_xseg(mask_mode):
+            raise UserError(f"mask mode {mask_mode} needs an XSeg model, which live does not run yet; choose "
+                            f"another mask mode", config_path)
+    source = open_source(opts["input"])
+    try:
+        return _run(source, opts, model_dir, model_class, model_name, predictor, config_path, save_config_path,
+                    max_frames)
+    finally:
+        source.close()
+
+
+def _run(source, opts: dict, model_dir: str, model_class: str | None, model_name: str | None, predictor,
+         config_path: str | None, save_config_path: str | None, max_frames: int | None) -> LiveSummary:
+    from core.frame_sink import VideoSink, VirtualCamera
+    from facelib.detectors import get_detector
+    from mainscripts.video_ed import synthetic_media_args
+    from merger.config import default_config, load_config
+    from merger.live_pipeline import FaceTracker, LivePipeline, LiveSettings, LiveStats
+
+    how = "live: frames are dropped rather than fall behind" if source.live else "every frame, in order"
+    log.info(f"Input: {source.name} ({how}, {source.fps:.2f} fps)")
+    if predictor is None:
+        predictor = load_model(model_dir, model_class, model_name, opts["dfm_face_type"])
+    log.info(f"Model: {getattr(predictor, 'resolution', '?')} px, {FaceType(predictor.face_type).long_name}")
+    base = default_config(getattr(predictor, "default_mode", None), getattr(predictor, "default_mask_mode", None))
+    morph = bool(getattr(predictor, "has_morph", False))
+    cfg = load_config(config_path, base) if config_path else base
+    live_settings = LiveSettings(cfg)
+    # Upright faces only (a camera is upright; the rotation search would cost 4x on frames without a face),
+    # found on the frame shrunk to DETECT_SIDE: faces in front of a camera are large.
+    detector = get_detector(opts["detector"], max_faces=opts["max_faces"], rotations=(0,), max_side=DETECT_SIDE)
+    tracker = FaceTracker(detector, opts["detect_every"], opts["max_faces"], opts["smooth"])
+
+    sinks: list = []
+    video = None
+    if opts["output"]:
+        video = VideoSink(opts["output"], source.fps, audio_from=source.video_path, metadata_args=synthetic_media_args())
+        sinks.append(video)
+    if opts["virtual_camera"]:
+        sinks.append(VirtualCamera(source.fps))
+    window = None
+    if opts["window"]:
+        from merger.live_window import LiveWindow
+        window = LiveWindow(live_settings, Path(save_config_path) if save_config_path else default_save_path(model_dir),
+                            getattr(predictor, "default_mode", "overlay"), morph)
+
+    pipeline = LivePipeline(source, tracker, predictor, live_settings, realtime=opts["realtime"],
+                            max_frames=max_frames, predict_every=opts["predict_every"]).start()
+    stats = LiveStats()
+    out_frames, last_print, last_cfg = 0, time.perf_counter(), cfg
+    log.info("Settings:\n" + cfg.describe(morph=morph) + ("\nTab in the window shows the keys; Esc ends." if window else
+                                               "\nCtrl+C ends."))
+    interrupted = False
+    try:
+        for item in pipeline.frames(poll=window.poll if window else None):
+            if item.cfg is not None and item.cfg != last_cfg:
+                log.info(f"Frame {item.index + 1}: settings changed: {_changes(last_cfg, item.cfg)}")
+                last_cfg = item.cfg
+            for sink in sinks:
+                sink.write(fit_to(item.image, item.frame.shape))
+            stats.add(item)
+            out_frames += 1
+            if window is not None:
+                window.show(item.image, stats, len(item.faces))
+                if window.quit:
+                    break
+            now = time.perf_counter()
+            if now - last_print >= PRINT_EVERY_S:
+                log.info(f"Live: {stats.line()}")
+                last_print = now
+    except KeyboardInterrupt:
+        interrupted = True
+        log.info("Stopping (Ctrl+C)" + (f": finishing {video.path}" if video is not None and video.frames else ""))
+    finally:
+        pipeline.stop()
+        if pipeline.alive:
+            log.warning(f"stages still busy after stopping: {', '.join(pipeline.alive)}")
+        if window is not None:
+            window.close()
+        written = None
+        for sink in sinks:
+            result = sink.close()
+            if sink is video:
+                written = result
+    figures = stats.summary()
+    log.info(f"Live: {pipeline.read} frames in, {out_frames} out ({pipeline.dropped} dropped), "
+             f"{figures['fps']:.1f} fps, latency {figures['latency_ms']:.0f} ms, ms per frame: "
+             + " ".join(f"{s} {figures[s + '_ms']:.0f}" for s in ("capture", "faces", "predict", "compose"))
+             + f", {tracker.detections} full detections, {pipeline.predictions} model runs")
+    if written is not None:
+        log.info(f"Wrote {written} ({video.frames} frames{', with the input audio' if source.video_path else ''})")
+    if interrupted:
+        log.info("Stopped by Ctrl+C")
+    return LiveSummary(pipeline.read, out_frames, pipeline.dropped, figures, written)
+
+
+def fit_to(image, shape):
+    """`image` on a black frame of `shape`, scaled to fit: raw-predict mode's R x R face in a video that keeps the
+    input's size (every other mode already has it)."""
+    import cv2
+    import numpy as np
+    if image.shape == shape:
+        return image
+    h, w = shape[:2]
+    scale = min(w / image.shape[1], h / image.shape[0])
+    iw, ih = max(1, int(image.shape[1] * scale)), max(1, int(image.shape[0] * scale))
+    out = np.zeros(shape, np.uint8)
+    y, x = (h - ih) // 2, (w - iw) // 2
+    out[y:y + ih, x:x + iw] = cv2.resize(image, (iw, ih), interpolation=cv2.INTER_LINEAR).reshape(ih, iw, -1)
+    return out
+
+
+def _changes(old, new) -> str:
+    a, b = old.to_dict(), new.to_dict()
+    return ", ".join(f"{k} {b[k]}" for k in b if a.get(k) != b[k]) or "none"
