@@ -14,9 +14,23 @@ Truth:
 - johns/: 150x150 face chips, one centred face each; a detection matches when its centre is within
   40 px of the image centre.
 Landmark error: mean point distance / inter-ocular distance (eye centre to eye centre), in %.
+
+False faces (`--false-faces-only` runs just this part): precision and recall before and after the
+plausibility check (facelib.plausibility, extract's --plausibility-threshold), per detector. The
+check scores with dlib's HOG model, so it cannot catch dlib-hog's own false faces. Sets:
+- faces: the photos above (one-face portraits, the 150x150 chips, the dlib_faces crowd shots);
+- no people: scikit-image's sample photos without a person (coffee, rocket, coins, a motorbike, ...),
+  at 1x and 2x;
+- animals: scikit-image's cat photos (chelsea, cat) and horse silhouette, at 1x and 2x (no dog photo
+  ships with any installed package);
+- drawings: drawn faces (smileys and a cartoon head made with OpenCV) and scikit-image's text, page
+  and logo images;
+- synthetic: noise, blobs and stripes.
+Every detection on the non-face sets is a false face; on the face sets, an unmatched detection is one.
 """
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 import xml.etree.ElementTree as ET
@@ -158,7 +172,126 @@ def stats(values) -> str:
             f"max {v.max():6.2f}%  (n={len(v)})")
 
 
+def _bgr(image: np.ndarray) -> np.ndarray:
+    """A scikit-image sample as an 8-bit BGR frame."""
+    im = np.asarray(image)
+    if im.dtype == bool:
+        im = im.astype(np.uint8) * 255
+    elif im.dtype != np.uint8:
+        im = (255 * (im - im.min()) / max(float(np.ptp(im)), 1e-9)).astype(np.uint8)
+    if im.ndim == 2:
+        return cv2.cvtColor(im, cv2.COLOR_GRAY2BGR)
+    return np.ascontiguousarray(im[:, :, 2::-1])
+
+
+def _drawings() -> list[tuple[str, np.ndarray]]:
+    """Drawn faces: smileys on plain and busy backgrounds, and a cartoon head."""
+    out = []
+    rng = np.random.default_rng(1)
+    for k in range(4):
+        img = np.full((360, 480, 3), 255 if k % 2 == 0 else 0, np.uint8)
+        if k >= 2:
+            img = rng.integers(0, 255, (360, 480, 3), dtype=np.uint8)
+        c, r = (240, 180), 110 - 10 * k
+        cv2.circle(img, c, r, (0, 220, 255), -1)
+        cv2.circle(img, c, r, (0, 0, 0), 3)
+        for dx in (-r // 3, r // 3):
+            cv2.ellipse(img, (c[0] + dx, c[1] - r // 4), (r // 10, r // 6), 0, 0, 360, (0, 0, 0), -1)
+        cv2.ellipse(img, (c[0], c[1] + r // 5), (r // 2, r // 3), 0, 20, 160, (0, 0, 0), 4)
+        out.append((f"smiley{k}", img))
+    head = np.full((400, 400, 3), 230, np.uint8)
+    cv2.ellipse(head, (200, 210), (120, 150), 0, 0, 360, (160, 190, 230), -1)
+    for dx in (-45, 45):
+        cv2.ellipse(head, (200 + dx, 180), (25, 14), 0, 0, 360, (255, 255, 255), -1)
+        cv2.circle(head, (200 + dx, 180), 9, (60, 40, 20), -1)
+        cv2.line(head, (200 + dx - 30, 150), (200 + dx + 30, 148), (40, 40, 40), 6)
+    cv2.line(head, (200, 190), (190, 250), (120, 140, 190), 4)
+    cv2.ellipse(head, (200, 290), (45, 15), 0, 0, 180, (60, 60, 170), 5)
+    out.append(("cartoon", head))
+    return out
+
+
+def _synthetic() -> list[tuple[str, np.ndarray]]:
+    rng = np.random.default_rng(2)
+    noise = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    blobs = cv2.GaussianBlur(noise, (0, 0), 12)
+    blobs = cv2.normalize(blobs, None, 0, 255, cv2.NORM_MINMAX)
+    stripes = np.zeros((480, 640, 3), np.uint8)
+    stripes[:, ::16] = 255
+    stripes = cv2.GaussianBlur(stripes, (0, 0), 3)
+    return [("noise", noise), ("blobs", blobs), ("stripes", stripes)]
+
+
+def negative_sets() -> dict[str, list[tuple[str, np.ndarray]]]:
+    import skimage.data as sk
+    sets: dict[str, list[tuple[str, np.ndarray]]] = {"no people": [], "animals": [], "drawings": [], "synthetic": []}
+    for group, names in (("no people", ["coffee", "rocket", "coins", "stereo_motorcycle", "hubble_deep_field",
+                                        "immunohistochemistry", "brick", "grass", "gravel", "colorwheel", "clock",
+                                        "moon", "retina"]),
+                         ("animals", ["chelsea", "cat", "horse"]), ("drawings", ["text", "page", "logo"])):
+        for name in names:
+            image = getattr(sk, name)()
+            if isinstance(image, tuple):  # stereo pairs
+                image = image[0]
+            bgr = _bgr(image)
+            for scale in (1.0, 2.0):
+                sets[group].append((f"{name}@{scale:g}x", bgr if scale == 1.0 else cv2.resize(bgr, None, fx=scale, fy=scale)))
+    sets["drawings"] += _drawings()
+    sets["synthetic"] += _synthetic()
+    return sets
+
+
+def false_faces() -> None:
+    """Precision and recall before and after the plausibility check (see the module docstring)."""
+    from facelib.plausibility import DEFAULT_THRESHOLD, score
+
+    photos = load_photos()
+    negatives = negative_sets()
+    print(f"\nFalse faces: plausibility threshold {DEFAULT_THRESHOLD} (facelib/plausibility.py)")
+    print(f"{'detector':<11} {'thr':>4} {'set':<10} {'images':>6} {'true':>5} {'false':>6} "
+          f"{'true after':>10} {'false after':>11}")
+    for name in ("centerface", "dlib-hog"):
+        for det in (get_detector(name, min_face=MIN_FACE),):
+            totals = {"tp": 0, "fp": 0, "tp_after": 0, "fp_after": 0, "truth": 0}
+            rows = []
+            face_row = [0, 0, 0, 0]
+            for p in photos:
+                image = cv2.imread(str(p.path))
+                found, extra = assign(p, image, det.detect(image))
+                keep = lambda f: score(image, landmarks(image, f)) >= DEFAULT_THRESHOLD  # noqa: E731
+                face_row[0] += len(found)
+                face_row[1] += len(extra)
+                face_row[2] += sum(keep(f) for f in found.values())
+                face_row[3] += sum(keep(f) for f in extra)
+                totals["truth"] += truth_count(p)
+            rows.append(("faces", len(photos), *face_row))
+            for group, images in negatives.items():
+                fp = fp_after = 0
+                for _label, image in images:
+                    faces = det.detect(image)
+                    fp += len(faces)
+                    fp_after += sum(score(image, landmarks(image, f)) >= DEFAULT_THRESHOLD for f in faces)
+                rows.append((group, len(images), 0, fp, 0, fp_after))
+            for group, n, tp, fp, tpa, fpa in rows:
+                print(f"{name:<11} {det.threshold:>4.2f} {group:<10} {n:>6} {tp:>5} {fp:>6} {tpa:>10} {fpa:>11}")
+                totals["tp"] += tp
+                totals["fp"] += fp
+                totals["tp_after"] += tpa
+                totals["fp_after"] += fpa
+            t = totals
+            prec = lambda tp, fp: tp / max(tp + fp, 1)  # noqa: E731
+            print(f"{'':<16} precision {prec(t['tp'], t['fp']):.1%} -> {prec(t['tp_after'], t['fp_after']):.1%}, "
+                  f"recall {t['tp'] / t['truth']:.1%} -> {t['tp_after'] / t['truth']:.1%} "
+                  f"({t['truth']} faces, false faces {t['fp']} -> {t['fp_after']})")
+
+
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--false-faces-only", action="store_true", help="only the false-face part")
+    args = ap.parse_args()
+    if args.false_faces_only:
+        false_faces()
+        return
     cv2.setNumThreads(2)
     photos = load_photos()
     images = {p.path: cv2.imread(str(p.path)) for p in photos}
@@ -239,6 +372,7 @@ def main() -> None:
     print(f"  predictor(XML box)             {stats(xmlbox_vs_xml)}")
     print(f"  predictor(HOG box)             {stats(hog_vs_xml)}")
     print(f"  predictor(CenterFace, CV fit)  {stats(cf_vs_xml)}")
+    false_faces()
 
 
 if __name__ == "__main__":

@@ -105,6 +105,7 @@ def meta_from_jpeg_bytes(data: bytes, path: str | Path | None = None) -> FaceMet
 def _merge_dfl_edit(theirs: FaceMeta, ours: FaceMeta) -> FaceMeta:
     """A face DFL changed after we wrote it: DFL's fields, with what only we keep (identity, our extras)."""
     theirs.identity = ours.identity
+    theirs.track_id = ours.track_id
     theirs.extra = {**{k: v for k, v in ours.extra.items() if k != DFL_EXTRA_KEY}, **theirs.extra}
     return theirs
 

@@ -71,6 +71,7 @@ class FaceMeta:
     xseg_mask: np.ndarray | None = None
     identity: np.ndarray | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # JSON-able; for fields not known yet
+    track_id: int | None = None  # which face track of the video (facelib.tracks); None: not tracked
 
     def __post_init__(self) -> None:
         self.face_type = _face_type(self.face_type)
@@ -109,6 +110,11 @@ class FaceMeta:
             if not np.isfinite(self.identity).all():
                 raise ValueError("identity must hold finite numbers")
         self.extra = dict(self.extra or {})
+        if self.track_id is not None:
+            if isinstance(self.track_id, bool) or not isinstance(self.track_id, (int, np.integer)) \
+                    or not 0 <= int(self.track_id) < 2**31:
+                raise ValueError(f"track_id must be a whole number from 0 to 2^31-1, got {self.track_id!r}")
+            self.track_id = int(self.track_id)
 
 
 def _points(value: Any, what: str) -> np.ndarray:
@@ -160,6 +166,8 @@ def meta_to_json(meta: FaceMeta, dfl_sha256: str | None = None) -> bytes:
         d["identity"] = meta.identity.tolist()
     if meta.extra:
         d["extra"] = meta.extra
+    if meta.track_id is not None:
+        d["track_id"] = meta.track_id
     if dfl_sha256 is not None:  # the DFL segment written with this JSON (see meta_from_jpeg_bytes)
         d["dfl_sha256"] = dfl_sha256
     # ASCII only, so no 0xFF byte can ever appear inside our segments.
@@ -215,6 +223,7 @@ def meta_from_dict(d: Any, path: str | Path | None) -> FaceMeta:
             xseg_mask=None if mask is None else decode_mask(base64.b64decode(mask, validate=True), path),
             identity=d.get("identity"),
             extra=d.get("extra") or {},
+            track_id=d.get("track_id"),
         )
     except UserError:
         raise

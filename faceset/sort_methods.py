@@ -45,10 +45,14 @@ class Face:
         return 0.0 if r is None else float(max(r[2] - r[0], 0) * max(r[3] - r[1], 0))
 
 
+LARGEST_TRACK = -1
+
+
 @dataclass
 class Options:
     target_count: int = DEFAULT_TARGET_COUNT
     similar: bool = True
+    track: int = LARGEST_TRACK  # `track`: the track id to keep, or LARGEST_TRACK
 
 
 Result = tuple[list[Face], list[Face]]  # (kept, in order; trashed)
@@ -146,6 +150,28 @@ def _by_oneface(faces: list[Face], _opts: Options) -> Result:
     kept = [f for f, (frame, _) in zip(faces, frames) if frame not in multi]
     trash = [f for f, (frame, _) in zip(faces, frames) if frame in multi]
     return kept, trash
+
+
+def track_ids(faces: list[Face]) -> list[int | None]:
+    """Each face's track id: from the metadata when every face has one (our extractor on a video's
+    frames), else rebuilt from the source filenames and rectangles (DFL's facesets, photos)."""
+    ids = [f.meta.track_id for f in faces]
+    if all(i is not None for i in ids):
+        return ids
+    from facelib.tracks import tracks_from_sources
+    looks = [f.f["hist_bgr"] for f in faces] if all("hist_bgr" in f.f for f in faces) else None
+    return tracks_from_sources([(f.meta.source_filename, f.meta.source_rect) for f in faces], looks)
+
+
+def _by_track(faces: list[Face], opts: Options) -> Result:
+    """Keep one track (`opts.track`, or the one with most faces), in frame order; trash the rest."""
+    ids = track_ids(faces)
+    counts = Counter(i for i in ids if i is not None)
+    if not counts:
+        return [], list(faces)
+    keep = counts.most_common(1)[0][0] if opts.track == LARGEST_TRACK else opts.track
+    kept = sorted((f for f, i in zip(faces, ids) if i == keep), key=_origname_key)
+    return kept, [f for f, i in zip(faces, ids) if i != keep]
 
 
 YAW_BINS = 128
@@ -253,5 +279,6 @@ METHODS: tuple[Method, ...] = (
            _best_faces(lambda f: f.f["sharpness"])),
     Method("best-faces-faster", "best faces faster (source rect size instead of sharpness)", ("hist_grey_hull",),
            _best_faces(lambda f: f.rect_area)),
+    Method("track", "face track (keep one track of a video, the largest by default)", ("hist_bgr",), _by_track),
 )
 BY_KEY = {m.key: m for m in METHODS}

@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -27,6 +27,7 @@ from facelib.detected_face import DetectedFace
 from facelib.draw import BLUE, RED, draw_crop_square, draw_landmarks, draw_rect
 from facelib.face_type import FaceType
 from facelib.identity import DEFAULT_THRESHOLD
+from facelib.plausibility import DEFAULT_THRESHOLD as DEFAULT_PLAUSIBILITY
 from faceset.face_file import write_aligned_face
 from faceset.faceset import Face
 from faceset.meta import FaceMeta
@@ -51,6 +52,7 @@ class FrameSettings:
     debug_dir: Path | None = None
     reference_faces: tuple[Path, ...] = ()
     identity_threshold: float = DEFAULT_THRESHOLD
+    plausibility_threshold: float = DEFAULT_PLAUSIBILITY  # OFF_PLAUSIBILITY or lower: no check
 
 
 @dataclass
@@ -60,6 +62,8 @@ class FrameJob:
     path: Path
     faces: list[DetectedFace] | None = None
     detect_only: bool = False
+    track_ids: list[int | None] | None = None  # per face of `faces` (tracked video frames)
+    identity_checked: bool = False  # the identity filter already decided (per track): do not check again
 
 
 @dataclass
@@ -68,7 +72,10 @@ class FrameOutcome:
     faces_written: int = 0
     faces: list[DetectedFace] = field(default_factory=list)  # filled for detect_only jobs
     rejected_identity: int = 0
+    rejected_implausible: int = 0  # detections whose landmark fit does not look like a face
     write_error: str | None = None  # a face or debug image could not be written (disk full ...)
+    signature: np.ndarray | None = None  # detect_only: the frame's colour signature (cut detection)
+    distances: list[float] | None = None  # detect_only with an identity filter: per face, to the references
 
 
 # --- worker side -------------------------------------------------------------------------------
@@ -101,24 +108,40 @@ class FrameExtractor:
 
     def __call__(self, job: FrameJob) -> FrameOutcome:
         image = read_image(job.path)
+        rejected = 0
         if job.faces is not None:
             found = [PlacedFace(f, self.spec.of(f.landmarks)) for f in job.faces]
         else:
-            found = self.find_faces(image)
+            found, rejected = self.find_faces(image)
         if job.detect_only:
-            return FrameOutcome(job.path.name, faces=[p.face for p in found])
-        return self.write_faces(job.path, image, found)
+            from facelib.tracks import frame_signature
+            distances = None
+            if self.identity is not None:
+                distances = [self.identity.distance(image, p.face.landmarks) for p in found]
+            return FrameOutcome(job.path.name, faces=[p.face for p in found], rejected_implausible=rejected,
+                                signature=frame_signature(image), distances=distances)
+        outcome = self.write_faces(job.path, image, found, job.track_ids, job.identity_checked)
+        outcome.rejected_implausible = rejected
+        return outcome
 
-    def find_faces(self, image: np.ndarray) -> list[PlacedFace]:
-        """The plausible faces in a frame, each with its crop (computed once, reused for writing)."""
+    def find_faces(self, image: np.ndarray) -> tuple[list[PlacedFace], int]:
+        """The plausible faces in a frame, each with its crop (computed once, reused for writing),
+        and how many detections were dropped as not face-like (facelib.plausibility)."""
         from facelib.landmarks import landmarks
         if self.detector is None:
-            return []
+            return [], 0
         faces = self.detector.detect(image)
         for face in faces:
             face.landmarks = landmarks(image, face)
         placed = [PlacedFace(f, self.spec.of(f.landmarks)) for f in faces]
-        return [p for p in placed if self._plausible(p)]
+        placed = [p for p in placed if self._plausible(p)]
+        kept = [p for p in placed if self.face_like(image, p.face.landmarks)]
+        return kept, len(placed) - len(kept)
+
+    def face_like(self, image: np.ndarray, points: np.ndarray) -> bool:
+        """The second-stage check (facelib.plausibility) unless it is switched off."""
+        from facelib.plausibility import OFF, score
+        return self.s.plausibility_threshold <= OFF or score(image, points) >= self.s.plausibility_threshold
 
     def _plausible(self, placed: PlacedFace) -> bool:
         """DFL's sanity check: for face types up to full, the crop must not dwarf the detector box."""
@@ -128,27 +151,33 @@ class FrameExtractor:
         crop_area = (placed.crop.size / placed.crop.pixel_scale) ** 2
         return crop_area <= MAX_CROP_TO_RECT_AREA * face.area
 
-    def write_faces(self, frame_path: Path, image: np.ndarray, faces: list[PlacedFace]) -> FrameOutcome:
+    def write_faces(self, frame_path: Path, image: np.ndarray, faces: list[PlacedFace],
+                    track_ids: list[int | None] | None = None, identity_checked: bool = False) -> FrameOutcome:
         outcome = FrameOutcome(frame_path.name)
-        kept = []
-        for placed in faces:
-            if self.identity is not None and not self.identity.matches(image, placed.face.landmarks):
+        ids = list(track_ids) if track_ids is not None else [None] * len(faces)
+        kept, kept_ids = [], []
+        for placed, track_id in zip(faces, ids):
+            if not identity_checked and self.identity is not None \
+                    and not self.identity.matches(image, placed.face.landmarks):
                 outcome.rejected_identity += 1
                 continue
             kept.append(placed)
+            kept_ids.append(track_id)
         if self.s.max_faces:
-            kept = kept[: self.s.max_faces]
+            kept, kept_ids = kept[: self.s.max_faces], kept_ids[: self.s.max_faces]
         try:
-            self._write(frame_path, image, kept)
+            self._write(frame_path, image, kept, kept_ids)
         except (UserError, OSError) as e:  # not a bad frame: the run cannot go on (see run_jobs)
             outcome.write_error = str(e) if isinstance(e, UserError) else str(disk_error(e, e.filename or frame_path))
             return outcome
         outcome.faces_written = len(kept)
         return outcome
 
-    def _write(self, frame_path: Path, image: np.ndarray, kept: list[PlacedFace]) -> None:
+    def _write(self, frame_path: Path, image: np.ndarray, kept: list[PlacedFace],
+               track_ids: list[int | None] | None = None) -> None:
         debug = image.copy() if self.s.debug_dir is not None else None
-        for idx, (face, crop) in enumerate((p.face, p.crop) for p in kept):
+        ids = track_ids if track_ids is not None else [None] * len(kept)
+        for idx, (face, crop, track_id) in enumerate((p.face, p.crop, t) for p, t in zip(kept, ids)):
             meta = FaceMeta(
                 face_type=self.face_type,
                 landmarks=crop.to_face(face.landmarks),
@@ -156,6 +185,7 @@ class FrameExtractor:
                 source_rect=tuple(int(round(v)) for v in face.rect),
                 source_landmarks=face.landmarks,
                 image_to_face_mat=crop.mat,
+                track_id=track_id,
             )
             write_aligned_face(self.s.output_dir / f"{frame_path.stem}_{idx}.jpg", crop.warp(image), meta,
                                self.s.jpeg_quality)
@@ -163,8 +193,20 @@ class FrameExtractor:
                 draw_landmarks(debug, face.landmarks)
                 draw_rect(debug, face.rect, BLUE)
                 draw_crop_square(debug, crop.inverse, crop.size, RED)
+                if track_id is not None:
+                    draw_track_id(debug, face.rect, track_id)
         if debug is not None:
             write_image(self.s.debug_dir / f"{frame_path.stem}.jpg", debug, DEBUG_JPEG_QUALITY)
+
+
+def draw_track_id(image: np.ndarray, rect: tuple[float, float, float, float], track_id: int) -> None:
+    """`track N` above the detector box, on a dark backing so it reads on any frame."""
+    text = f"track {track_id}"
+    scale = max(0.4, min(2.0, (rect[2] - rect[0]) / 160.0))
+    (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    x, y = int(max(rect[0], 0)), int(max(rect[1] - 4, h + 2))
+    cv2.rectangle(image, (x, y - h - 2), (x + w + 2, y + base), (0, 0, 0), -1)
+    cv2.putText(image, text, (x + 1, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 255, 255), 1, cv2.LINE_AA)
 
 
 def make_worker(settings: FrameSettings) -> FrameExtractor:
@@ -300,20 +342,23 @@ def run_jobs(factory, jobs: list[FrameJob], workers: int, journal: Journal, stat
             raise UserError(outcome.write_error)
         stats["faces"] += outcome.faces_written
         stats["identity_rejected"] += outcome.rejected_identity
+        stats["implausible"] = stats.get("implausible", 0) + outcome.rejected_implausible
         if outcome.faces_written == 0:
             no_face.append(jobs[result.index].path)
         journal.record(outcome.frame, outcome.faces_written)
     return no_face
 
 
-def manual_faces(frames: list[Path], window_size: int) -> dict[int, list[DetectedFace]]:
-    """Run the manual window; returns {frame index: [face]} for accepted frames ([] when skipped)."""
+def manual_faces(frames: list[Path], window_size: int,
+                 initial: dict[int, DetectedFace] | None = None) -> dict[int, list[DetectedFace]]:
+    """Run the manual window; returns {frame index: [face]} for accepted frames ([] when skipped).
+    `initial` pre-places a locked rect on some frames (their earlier face)."""
     from core.display import display_problem
     from mainscripts.manual_extract import run_manual_pass
     problem = display_problem()
     if problem is not None:
         raise UserError(f"manual extraction opens a window: run it in a desktop session ({problem})")
-    decided = run_manual_pass(frames, window_size=window_size)
+    decided = run_manual_pass(frames, window_size=window_size, initial=initial)
     return {i: ([face] if face is not None else []) for i, face in decided.items()}
 
 
@@ -335,3 +380,172 @@ def detect_and_smooth(frames: list[Path], settings: FrameSettings, workers: int,
         for face, points in zip(faces, smoothed[i]):
             face.landmarks = points
     return found
+
+
+@dataclass
+class Tracked:
+    """What the tracking pass decided: per frame (index in the frames given) its faces and their track
+    ids, and what it counted."""
+
+    faces: dict[int, list[DetectedFace]]
+    track_ids: dict[int, list[int]]
+    tracks: int = 0
+    filled: int = 0  # faces added where the detector missed them
+    untracked: int = 0  # detections dropped because they joined no track
+    identity_rejected: int = 0  # faces of tracks the identity filter rejected
+    implausible: int = 0
+    cuts: int = 0
+    video: bool = True  # False: numbered frames that did not look like a video (no tracks made)
+
+
+def detect_and_track(frames: list[Path], numbers: list[int], settings: FrameSettings, workers: int, debug: bool,
+                     envs: list[dict[str, str]] | None = None, smooth: bool = False,
+                     first_id: int = 0) -> Tracked:
+    """First pass for a video's frames: find faces in every frame, link them into tracks (facelib.tracks),
+    fill short gaps, drop faces that join no track, decide --reference-face per track (median distance
+    of its detected faces), optionally smooth each track's landmarks. Track ids start at `first_id`."""
+    from facelib import tracks as tr
+    from facelib.landmarks import landmarks
+
+    factory = functools.partial(make_worker, settings)
+    outcomes: dict[int, FrameOutcome] = {}
+    for result in run_pool(factory, [FrameJob(f, detect_only=True) for f in frames], workers=workers,
+                           name_of=lambda j: j.path.name, desc="Finding faces", unit="frame",
+                           worker_envs=envs, debug=debug):
+        if result.ok:  # unreadable frames are reported by the write pass
+            outcomes[result.index] = result.value
+    order = [i for i in sorted(range(len(frames)), key=lambda i: numbers[i]) if i in outcomes]
+    nums = [numbers[i] for i in order]
+    sigs = [outcomes[i].signature for i in order]
+    faces = [outcomes[i].faces for i in order]
+    if not tr.looks_like_video(sigs):
+        log.info("The frames are numbered but do not look like a video (neighbouring frames differ): "
+                 "no tracks, every face found is kept")
+        return Tracked({i: faces[t] for t, i in enumerate(order)}, {}, video=False,
+                       implausible=sum(o.rejected_implausible for o in outcomes.values()))
+    cuts = tr.find_cuts(sigs)
+    dists = [outcomes[i].distances for i in order]
+    tracks = tr.link(nums, faces, cuts)
+    out = Tracked({i: [] for i in order}, {i: [] for i in order}, cuts=sum(cuts),
+                  implausible=sum(o.rejected_implausible for o in outcomes.values()))
+    kept = []
+    for track in tracks:
+        if len(track.faces) < tr.MIN_TRACK:
+            out.untracked += len(track.faces)
+            continue
+        if settings.reference_faces and dists[0] is not None:
+            d = [dists[f.frame][next(j for j, x in enumerate(faces[f.frame]) if x is f.face)] for f in track.faces]
+            if float(np.median(d)) > settings.identity_threshold:
+                out.identity_rejected += len(track.faces)
+                continue
+        kept.append(track)
+    checker = FrameExtractor(replace(settings, detector="manual", reference_faces=())) if kept else None
+
+    def read(t: int) -> np.ndarray | None:
+        try:
+            return read_image(frames[order[t]])
+        except UserError:
+            return None
+    # linking ends every track at a cut, so no gap spans one
+    out.filled = tr.fill_gaps(kept, nums, read, landmarks, checker.face_like if checker else None)
+    if smooth:
+        from facelib.smoothing import smooth_track
+        for track in kept:
+            points = smooth_track(np.stack([f.face.landmarks for f in track.faces]))
+            for f, p in zip(track.faces, points):
+                f.face.landmarks = p
+    for n, track in enumerate(sorted(kept, key=lambda t: t.faces[0].frame)):
+        for f in track.faces:
+            out.faces[order[f.frame]].append(f.face)
+            out.track_ids[order[f.frame]].append(first_id + n)
+    for i in order:  # largest first in each frame, as the detector gives them (face index 0 = largest)
+        pairs = sorted(zip(out.faces[i], out.track_ids[i]), key=lambda p: -p[0].area)
+        out.faces[i], out.track_ids[i] = [p[0] for p in pairs], [p[1] for p in pairs]
+    out.tracks = len(kept)
+    return out
+
+
+def next_track_id(out_dir: Path) -> int:
+    """One more than the largest track id among the faces already in `out_dir` (0 for none), so a resumed
+    extraction never gives a new track the id of an old one."""
+    top = -1
+    for p in existing_faces(out_dir):
+        try:
+            meta = Face(p.name, p).meta()
+        except UserError:
+            continue
+        if meta is not None and meta.track_id is not None:
+            top = max(top, meta.track_id)
+    return top + 1
+
+
+def deleted_debug_frames(frames: list[Path], out_dir: Path, debug_dir: Path, journal: Journal) -> list[Path]:
+    """Frames that were extracted (in the journal, or with faces in `out_dir`) but whose debug image is
+    gone: the ones the user deleted as badly aligned (DFL's --manual-output-debug-fix)."""
+    done = set(journal.done_frames()) if journal.path.exists() else set()
+    with_faces = {p.stem.rpartition("_")[0] for p in existing_faces(out_dir)}
+    have_debug = {p.stem for p in debug_dir.glob("*.jpg")}
+    return [f for f in frames if (f.name in done or f.stem in with_faces) and f.stem not in have_debug]
+
+
+def _old_faces(out_dir: Path, frame: Path) -> list[tuple[Path, FaceMeta]]:
+    """The aligned faces written for one frame (`<stem>_<n>.jpg` with metadata), in face-index order."""
+    found = []
+    for p in sorted(out_dir.glob(f"{glob_escape(frame.stem)}_*.jpg")):
+        if p.stem.rpartition("_")[0] != frame.stem or not p.stem.rpartition("_")[2].isdigit():
+            continue
+        try:
+            meta = Face(p.name, p).meta()
+        except UserError:
+            continue
+        if meta is not None:
+            found.append((p, meta))
+    return found
+
+
+def glob_escape(text: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[]" else c for c in text)
+
+
+def _face_from_meta(meta: FaceMeta) -> DetectedFace | None:
+    """An earlier face as a pre-placed manual rect: the predictor's box around its brows-to-chin points."""
+    if meta.source_landmarks is None or len(meta.source_landmarks) != 68:
+        return None
+    pts = meta.source_landmarks.astype(np.float64)
+    lo, hi = pts[17:].min(axis=0), pts.max(axis=0)
+    centre, half = (lo + hi) / 2.0, float(max(hi - lo)) / 2.0
+    rect = (centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half)
+    return DetectedFace(rect=tuple(float(v) for v in rect), landmarks=pts, score=1.0, detector="manual")
+
+
+def reextract_deleted_debug(frames: list[Path], out_dir: Path, debug_dir: Path, journal: Journal, factory,
+                            window_size: int, debug: bool, envs: list[dict[str, str]] | None) -> dict[str, int]:
+    """--manual-output-debug-fix: the frames whose debug image was deleted go through the manual window
+    (their earlier face pre-placed); for each frame decided there, its old faces move to the trash and
+    the new face and debug image are written. Frames left undecided (q) keep their old faces."""
+    if not debug_dir.is_dir():
+        raise UserError("no debug folder to compare with: run extract with --output-debug first", debug_dir)
+    todo = deleted_debug_frames(frames, out_dir, debug_dir, journal)
+    stats = {"images": len(frames), "faces": 0, "skipped": 0, "no_face": 0, "identity_rejected": 0,
+             "implausible": 0, "reextracted": 0}
+    if not todo:
+        log.info(f"Every extracted frame still has its image in {debug_dir}: nothing to re-extract")
+        return stats
+    log.info(f"Re-extracting by hand the {len(todo)} frames whose debug image was deleted")
+    old = {i: _old_faces(out_dir, f) for i, f in enumerate(todo)}
+    initial = {i: face for i, faces in old.items() if faces and (face := _face_from_meta(faces[0][1])) is not None}
+    decided = manual_faces(todo, window_size, initial)
+    old_paths = [p for i in decided for p, _ in old[i]]
+    if old_paths:
+        trash = new_trash_folder(trash_dir(out_dir))
+        for p in old_paths:
+            try:
+                shutil.move(p, trash / p.name)
+            except OSError as e:
+                raise disk_error(e, trash / p.name) from None
+        log.info(f"Moved {len(old_paths)} faces of the re-extracted frames to {trash}")
+    jobs = [FrameJob(todo[i], faces) for i, faces in sorted(decided.items())]
+    no_face = run_jobs(factory, jobs, 0, journal, stats, debug, "Writing re-extracted faces", envs)
+    stats["no_face"] = len(no_face)
+    stats["reextracted"] = len(jobs)
+    return stats

@@ -3,8 +3,10 @@
 The settings are declared once (EXTRACT_OPTIONS): each has a flag, a DFL-style prompt asked when the flag
 is missing and stdin is a terminal, and a default used without one. `extract` runs in stages (see
 mainscripts/extract_stages.py): check the folders, complete the settings, plan the frames from the resume
-journal, find faces first where a pass needs them (manual window, smoothed landmarks), run the worker
-pool that writes the faces, an optional manual pass over frames without a face, and the report.
+journal, find faces first where a pass needs them (manual window, smoothed landmarks, and the face
+tracks of a video's frames: facelib.tracks), run the worker pool that writes the faces, an optional
+manual pass over frames without a face, and the report. `--manual-output-debug-fix` is DFL's clean-up
+loop instead: only the frames whose debug image the user deleted, by hand (extract_stages).
 """
 from __future__ import annotations
 
@@ -22,17 +24,23 @@ from core.settings import Option, never, parse_flags, resolve
 from core.workers import default_worker_count
 from facelib.face_type import SHORT_NAMES, FaceType
 from facelib.identity import DEFAULT_THRESHOLD
+from facelib.plausibility import DEFAULT_THRESHOLD as DEFAULT_PLAUSIBILITY
+from facelib.plausibility import OFF as PLAUSIBILITY_OFF
 from mainscripts.extract_stages import (
     AUTO_DETECTORS,
     FrameJob,
     FrameSettings,
     Journal,
+    Tracked,
     detect_and_smooth,
+    detect_and_track,
     existing_faces,
     frames_to_do,
     is_face,
     make_worker,
     manual_faces,
+    next_track_id,
+    reextract_deleted_debug,
     remove_faces_of,
     run_jobs,
     start_over,
@@ -85,6 +93,18 @@ EXTRACT_OPTIONS: tuple[Option, ...] = (
            kind="bool", ask_if=never, switch=True),
     Option("manual_window_size", WINDOW_WIDTH, "Width of the manual window in pixels.", kind="int",
            valid_range=(320, 8192), ask_if=never),
+    Option("tracks", True, "On a video's frames (every file name a number with one shared prefix, e.g. 00001.png, "
+           "and most neighbouring frames alike): "
+           "link faces across frames into tracks (id in each face's metadata), fill gaps of up to 5 frames where "
+           "the detector missed the face, drop faces found in one frame only, end tracks at scene cuts, and "
+           "apply --reference-face per track.", kind="bool", ask_if=never, switch=True, negative="--no-tracks",
+           negative_help="Treat every frame on its own, even for a video's frames."),
+    Option("plausibility_threshold", DEFAULT_PLAUSIBILITY, "Drop detections whose landmark fit does not look like "
+           f"a face (score of facelib.plausibility; higher = stricter; {PLAUSIBILITY_OFF:g} or lower turns the "
+           "check off).", kind="float", valid_range=(-10.0, 10.0), ask_if=never),
+    Option("manual_output_debug_fix", False, "DFL's dst clean-up: re-extract by hand the frames whose image you "
+           "deleted from <output-dir>_debug (their old faces move to <output-dir>_trash), and write their debug "
+           "images again.", kind="bool", ask_if=never, switch=True),
 )
 
 
@@ -105,6 +125,9 @@ class ExtractSettings:
     smooth_landmarks: bool | None = None
     manual_fix: bool | None = None
     manual_window_size: int | None = None
+    tracks: bool | None = None
+    plausibility_threshold: float | None = None
+    manual_output_debug_fix: bool | None = None
 
     @classmethod
     def from_flags(cls, given: Mapping[str, Any]) -> ExtractSettings:
@@ -122,7 +145,8 @@ class ExtractSettings:
         return FrameSettings(output_dir=out_dir, detector=self.detector, face_type=self.long_face_type,
                              image_size=self.image_size, jpeg_quality=self.jpeg_quality, max_faces=self.max_faces,
                              debug_dir=debug_dir, reference_faces=tuple(self.reference_faces),
-                             identity_threshold=self.identity_threshold)
+                             identity_threshold=self.identity_threshold,
+                             plausibility_threshold=self.plausibility_threshold)
 
     @property
     def long_face_type(self) -> str:
@@ -146,6 +170,7 @@ class _Run:
     debug: bool
     envs: list[dict[str, str]] | None
     todo: list[Path] = None  # type: ignore[assignment]
+    tracked: Tracked | None = None  # the tracking pass's result, for a video's frames
 
     @property
     def workers(self) -> int:
@@ -160,8 +185,14 @@ def extract(input_dir: str | Path, output_dir: str | Path, settings: ExtractSett
     `device` (from --cpu-only / --force-gpu-idxs) is handed to every worker process as its
     environment; None leaves the workers this process's environment."""
     run = _prepare(input_dir, output_dir, settings or ExtractSettings(), debug, device)
-    _plan(run)
     s = run.settings
+    if s.manual_output_debug_fix:
+        factory = functools.partial(make_worker, s.frame_settings(run.out_dir, run.debug_dir))
+        stats = reextract_deleted_debug(run.frames, run.out_dir, run.debug_dir, run.journal, factory,
+                                        s.manual_window_size, run.debug, run.envs)
+        _report(run, stats)
+        return stats
+    _plan(run)
     log.info(f"Extracting {s.long_face_type} faces at {s.image_size}px with {s.detector} from {len(run.todo)} frames "
              f"({run.workers or 'no'} worker processes{', CPU only' if device is not None and device.cpu_only else ''})")
     factory = functools.partial(make_worker, s.frame_settings(run.out_dir, run.debug_dir))
@@ -181,15 +212,38 @@ def _prepare(input_dir: str | Path, output_dir: str | Path, settings: ExtractSet
     out_dir = ensure_writable_dir(output_dir)
     if out_dir.resolve() == in_dir.resolve():
         raise UserError("the output folder must differ from the input folder", out_dir)
+    if settings.manual_output_debug_fix:
+        settings = _like_the_faceset(out_dir, settings)
     settings = settings.complete()
     if settings.long_face_type not in EXTRACT_FACE_TYPES:  # defensive: the declaration only offers these
         raise UserError(f"--face-type must be one of {', '.join(EXTRACT_FACE_TYPES)}, got '{settings.face_type}'")
     for ref in settings.reference_faces:
         if not ref.is_file():
             raise UserError("reference face image not found", ref)
-    debug_dir = out_dir.parent / f"{out_dir.name}_debug" if settings.output_debug else None
+    wants_debug = settings.output_debug or settings.manual_output_debug_fix
+    debug_dir = out_dir.parent / f"{out_dir.name}_debug" if wants_debug else None
     envs = [device.env()] if device is not None else None
     return _Run(in_dir, out_dir, settings, frames, Journal(out_dir), debug_dir, debug, envs)
+
+
+def _like_the_faceset(out_dir: Path, settings: ExtractSettings) -> ExtractSettings:
+    """Re-extracted faces must match the faces around them: face type and size not given are taken
+    from a face already in the folder."""
+    from PIL import Image
+
+    from faceset.faceset import Face
+    for p in sorted(existing_faces(out_dir)):
+        try:
+            meta = Face(p.name, p).meta()
+        except UserError:
+            continue
+        if meta is None:
+            continue
+        with Image.open(p) as im:
+            size = im.size[0]
+        return replace(settings, face_type=settings.face_type or meta.face_type.short_name,
+                       image_size=settings.image_size or size)
+    return settings
 
 
 def _plan(run: _Run) -> None:
@@ -218,17 +272,36 @@ def _decide_resume(output_dir: Path, journal: Journal, resume: bool | None) -> b
 
 
 def _faces_found_first(run: _Run, factory) -> dict[int, list]:
-    """Stage 3: faces decided before the write pass — placed by hand (manual detector), or found for the
-    whole sequence and smoothed across frames (--smooth-landmarks). {index in run.todo: faces}."""
+    """Stage 3: faces decided before the write pass — placed by hand (manual detector), found for a
+    video's frames and linked into tracks (--tracks), or found for the whole sequence and smoothed
+    across frames (--smooth-landmarks). {index in run.todo: faces}."""
     s = run.settings
     if s.detector == "manual":
         decided = manual_faces(run.todo, s.manual_window_size)  # frames left undecided (q) stay to do
         order = sorted(decided)
         run.todo = [run.todo[i] for i in order]
         return {new: decided[old] for new, old in enumerate(order)}
+    numbers = _video_numbers(run)
+    if numbers is not None:
+        run.tracked = detect_and_track(run.todo, numbers, factory.args[0], run.workers, run.debug, run.envs,
+                                       smooth=bool(s.smooth_landmarks), first_id=next_track_id(run.out_dir))
+        return run.tracked.faces
     if s.smooth_landmarks:
         return detect_and_smooth(run.todo, factory.args[0], run.workers, run.debug, run.envs)
     return {}
+
+
+def _video_numbers(run: _Run) -> list[int] | None:
+    """Frame numbers of the frames to do when tracking applies (a video's frames, --tracks on), else None."""
+    from facelib.tracks import frame_numbers
+    if not run.settings.tracks or run.settings.detector == "manual" or not run.todo:
+        return None
+    numbers = frame_numbers(run.frames)
+    if numbers is None:
+        log.info("Not a video's frames (names are not numbers with one prefix): each frame is treated on its own")
+        return None
+    by_name = {f.name: n for f, n in zip(run.frames, numbers)}
+    return [by_name[f.name] for f in run.todo]
 
 
 def _write_faces(run: _Run, factory, given: dict[int, list]) -> dict[str, int]:
@@ -236,8 +309,15 @@ def _write_faces(run: _Run, factory, given: dict[int, list]) -> dict[str, int]:
     todo_names = {f.name for f in run.todo}
     previous = run.journal.done_frames()
     stats = {"images": len(run.frames), "faces": sum(n for name, n in previous.items() if name not in todo_names),
-             "skipped": 0, "no_face": 0, "identity_rejected": 0}
-    jobs = [FrameJob(f, given.get(i)) for i, f in enumerate(run.todo)]
+             "skipped": 0, "no_face": 0, "identity_rejected": 0, "implausible": 0}
+    tracked = run.tracked
+    if tracked is not None and not tracked.video:
+        stats.update(implausible=tracked.implausible)
+    elif tracked is not None:
+        stats.update(tracks=tracked.tracks, filled=tracked.filled, untracked=tracked.untracked,
+                     identity_rejected=tracked.identity_rejected, implausible=tracked.implausible, cuts=tracked.cuts)
+    jobs = [FrameJob(f, given.get(i), track_ids=None if tracked is None else tracked.track_ids.get(i),
+                     identity_checked=tracked is not None and tracked.video) for i, f in enumerate(run.todo)]
     remove_faces_of(run.out_dir, {job.path.stem for job in jobs})
     no_face = run_jobs(factory, jobs, run.workers, run.journal, stats, run.debug, "Extracting faces", run.envs)
     if run.settings.manual_fix and no_face:
@@ -258,6 +338,13 @@ def _report(run: _Run, stats: dict[str, int]) -> None:
     log.info(f"Faces detected:      {stats['faces']}")
     if stats["no_face"]:
         log.info(f"Frames without face: {stats['no_face']}")
+    if "tracks" in stats:
+        log.info(f"Face tracks:         {stats['tracks']} ({stats['cuts']} scene cuts)")
+        log.info(f"Faces filled in:     {stats['filled']} (missed by the detector, followed from the frame before)")
+        if stats["untracked"]:
+            log.info(f"Faces in no track:   {stats['untracked']} (found in one frame only; not kept)")
+    if stats.get("implausible"):
+        log.info(f"Not face-like:       {stats['implausible']} detections dropped (--plausibility-threshold)")
     if stats["identity_rejected"]:
         log.info(f"Faces of other people skipped (identity filter): {stats['identity_rejected']}")
     if stats["skipped"]:

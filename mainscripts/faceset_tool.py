@@ -110,6 +110,7 @@ def transform_meta(meta: FaceMeta, mat: np.ndarray, image_hw: tuple[int, int], s
         seg_ie_polys=polys,
         xseg_mask=mask,
         identity=meta.identity,
+        track_id=meta.track_id,
         extra=dict(meta.extra),
     )
 

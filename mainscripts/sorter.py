@@ -31,7 +31,15 @@ from core.workers import default_worker_count, run_pool
 from facelib.image_measures import compute_features
 from faceset.faceset import Face as StoredFace
 from faceset.faceset import Faceset
-from faceset.sort_methods import DEFAULT_TARGET_COUNT, METHODS, ORIGINAL_NAME_KEY, Face, Method, Options
+from faceset.sort_methods import (
+    DEFAULT_TARGET_COUNT,
+    LARGEST_TRACK,
+    METHODS,
+    ORIGINAL_NAME_KEY,
+    Face,
+    Method,
+    Options,
+)
 
 POOL_THRESHOLD = 64  # below this many faces, starting worker processes costs more than it saves
 
@@ -69,7 +77,10 @@ TARGET_COUNT_OPTION = Option(
 SIMILAR_OPTION = Option(
     "similar", True, "absdiff: similar faces next to each other (default)", "Sort by similar?", "bool", switch=True,
     negative="--dissimilar", negative_help="absdiff: most different faces first")
-METHOD_SETTINGS = (TARGET_COUNT_OPTION, SIMILAR_OPTION)
+TRACK_OPTION = Option(
+    "track", LARGEST_TRACK, f"track: the track id to keep (see `extract --output-debug`); {LARGEST_TRACK} keeps the "
+    "track with the most faces", "Track id to keep (-1: the largest)", "int", valid_range=(LARGEST_TRACK, 2**31 - 1))
+METHOD_SETTINGS = (TARGET_COUNT_OPTION, SIMILAR_OPTION, TRACK_OPTION)
 # Never asked (DFL does not ask either); left out, large facesets are measured by one process per core.
 WORKERS_OPTION = Option(
     "workers", None, "Worker processes measuring the faces, from 1 to the number of CPU cores.", kind="int",
@@ -158,11 +169,12 @@ def sort_from_flags(input_dir: str | Path, flags: Mapping[str, Any], debug: bool
     against its declaration; a bad one is a UserError naming the flag."""
     workers = parse_flags((WORKERS_OPTION,), flags).get("workers")
     return sort_faceset(input_dir, flags.get("by"), target_count=flags.get("target_count"),
-                        similar=flags.get("similar"), workers=workers, debug=debug)
+                        similar=flags.get("similar"), track=flags.get("track"), workers=workers, debug=debug)
 
 
 def sort_faceset(input_dir: str | Path, by: str | None = None, *, target_count: int | None = None,
-                 similar: bool | None = None, workers: int | None = None, debug: bool = False) -> SortSummary:
+                 similar: bool | None = None, track: int | None = None, workers: int | None = None,
+                 debug: bool = False) -> SortSummary:
     """Sort the aligned faces in `input_dir` by `by` (asked when None), trash rejects, rename in order.
     `workers`: measuring processes (None: see WORKERS_OPTION; 0, for callers in Python: this process)."""
     folder = require_dir(input_dir, "aligned faces folder").resolve()
@@ -170,11 +182,14 @@ def sort_faceset(input_dir: str | Path, by: str | None = None, *, target_count: 
     remove_stale_partials(folder, target_suffixes=IMAGE_EXTENSIONS)  # faces of a killed metadata write
     method = resolve_method(by)
     opts = Options()
-    given = {k: v for k, v in (("target_count", target_count), ("similar", similar)) if v is not None}
+    given = {k: v for k, v in (("target_count", target_count), ("similar", similar), ("track", track))
+             if v is not None}
     if method.key.startswith("best-faces"):
         opts.target_count = _setting(TARGET_COUNT_OPTION, given)
     if method.key == "absdiff":
         opts.similar = _setting(SIMILAR_OPTION, given)
+    if method.key == "track":
+        opts.track = _setting(TRACK_OPTION, given)
     faceset = Faceset.open(folder)
     faceset.require_folder("sort")  # it renames the faces and writes their original names
     if not len(faceset):
