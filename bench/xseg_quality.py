@@ -2,11 +2,13 @@
 
     python -m bench.xseg_quality                          # fold A, 300 iterations, 128 px, on the CPU
     python -m bench.xseg_quality --iters 1000 --folds A B --resolution 256 --dims 32
+    python -m bench.xseg_quality --iters 400 --curve 200 --labels 0 --resolution 64 \
+        --set models.xseg.GENERIC_RECIPE '"adam"' --json adam.json    # an experiment: another recipe
 
 The held-out test set: faces of two people (tests/data/johns: John_Shimkus, John_Simm) that no training
 faceset holds, each with synthetic occluders of kinds the training does not draw (fold A trains on
-hand/hair/patch and tests on glasses/object; fold B the reverse). The true region is the landmark hull
-minus the occluders. Rows:
+hand/hair/patch and tests on glasses/object; fold B the reverse), two on every face (TEST_OCCLUDERS).
+The true region is the landmark hull minus the occluders. Rows:
 - hull: the landmark hull itself (what we had before XSeg);
 - generic: `main.py train --model XSeg --generic` for a fixed number of iterations on the other people
   (tests/data/faces and three of the johns), then `models.xseg.load_xseg(...).masks(...)`;
@@ -15,6 +17,8 @@ minus the occluders. Rows:
   face (region minus occluder: outlines included, holes excluded), as a careful labeller draws them.
 Training runs in a child process through main.py's own `main()`, with `--sample-workers 0` so that the
 fold's occluder kinds (set on `models.xseg_targets.occlude` in that process) reach the samples.
+`--curve` measures the generic model on the way (the same run); `--set MODULE.NAME JSON` changes a
+module constant in the training process (the recipe, the occluder count) for experiments.
 Prints a table; nothing passes or fails. A machine's other load changes the seconds, not the IoU.
 """
 from __future__ import annotations
@@ -40,11 +44,17 @@ TEST_JOHNS = ["John_Shimkus", "John_Simm"]
 FOLDS = {"A": (("hand", "hair", "patch"), ("glasses", "object")),
          "B": (("glasses", "object"), ("hand", "hair", "patch"))}
 GOAL_IOU, HULL_CEILING = 0.90, 0.75  # the issue's goal: >= 0.90 where the hull gets <= 0.75
+# Two occluders on every held-out face: the hull's IoU falls to 0.71 (fold A) and 0.70 (fold B), under the
+# goal's 0.75 premise (one or two left fold A's hull at 0.80, too light to tell a mask from the hull).
+TEST_OCCLUDERS = (2, 2)
 
-_CHILD = """import functools, json, sys
+_CHILD = """import functools, importlib, json, sys
 sys.path.insert(0, {repo!r})
 import models.xseg_targets as t
 t.occlude = functools.partial(t.occlude, kinds=tuple({kinds!r}))
+for target, value in json.loads({sets!r}):
+    module, _, attr = target.rpartition(".")
+    setattr(importlib.import_module(module), attr, tuple(value) if isinstance(value, list) else value)
 import main
 sys.exit(main.main(json.loads({argv!r})))
 """
@@ -63,9 +73,10 @@ def build_facesets(root: Path, size: int) -> tuple[Path, Path, Path]:
     return src, dst, test
 
 
-def held_out_set(test_dir: Path, kinds: tuple[str, ...], variants: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def held_out_set(test_dir: Path, kinds: tuple[str, ...], variants: int, seed: int,
+                 count: tuple[int, int] = TEST_OCCLUDERS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(faces uint8 [N,H,W,3], true visible regions bool, hulls bool): each held-out face `variants`
-    times with 1-2 occluders of `kinds` (patches cut from the other test faces)."""
+    times with `count` occluders of `kinds` (patches cut from the other test faces)."""
     from facelib.masks import hull_mask
     from faceset.faceset import Faceset
     from models.xseg_targets import occlude
@@ -77,7 +88,7 @@ def held_out_set(test_dir: Path, kinds: tuple[str, ...], variants: int, seed: in
         hull = hull_mask(img.shape[:2], meta.landmarks, meta.eyebrows_expand_mod)
         donors = images[:i] + images[i + 1:]
         for _ in range(variants):
-            out, target = occlude(img, hull, rng, donors, kinds, (1, 2), meta.landmarks)
+            out, target = occlude(img, hull, rng, donors, kinds, count, meta.landmarks)
             faces.append(out)
             truths.append(target > 0.5)
             hulls.append(hull > 0.5)
@@ -136,7 +147,7 @@ def train(model_dir: Path, src: Path, dst: Path, iters: int, kinds: tuple[str, .
         argv += ["--resolution", str(args.resolution), "--dims", str(args.dims), "--face-type", "wf"]
     if args.cpu_only:
         argv.append("--cpu-only")
-    code = _CHILD.format(repo=str(REPO), kinds=list(kinds), argv=json.dumps(argv))
+    code = _CHILD.format(repo=str(REPO), kinds=list(kinds), argv=json.dumps(argv), sets=json.dumps(args.set))
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, stdin=subprocess.DEVNULL, capture_output=True,
                           text=True)
@@ -153,14 +164,18 @@ def model_masks(model_dir: Path, faces: np.ndarray) -> np.ndarray:
 def run_fold(name: str, root: Path, folders: tuple[Path, Path, Path], args: argparse.Namespace) -> list[dict]:
     train_kinds, test_kinds = FOLDS[name]
     src, dst, test = folders
-    faces, truth, hulls = held_out_set(test, test_kinds, args.variants, args.seed)
+    faces, truth, hulls = held_out_set(test, test_kinds, args.variants, args.seed, tuple(args.test_occluders))
     rows = [{"fold": name, "mask": "hull", "iters": 0, "train_s": 0.0, **iou_figures(hulls, truth)}]
     work = root / f"fold_{name}"
     shutil.rmtree(work, ignore_errors=True)
     model = work / "model"
-    seconds = train(model, src, dst, args.iters, train_kinds, args)
-    rows.append({"fold": name, "mask": "generic", "iters": args.iters, "train_s": seconds,
-                 **iou_figures(model_masks(model, faces), truth)})
+    seconds = 0.0
+    for iters in sorted({*args.curve, args.iters}):  # the curve: the same run measured on the way
+        if iters > args.iters:
+            continue
+        seconds += train(model, src, dst, iters, train_kinds, args)
+        rows.append({"fold": name, "mask": "generic", "iters": iters, "train_s": seconds,
+                     **iou_figures(model_masks(model, faces), truth)})
     if args.labels > 0:
         lsrc, ldst = work / "src", work / "dst"
         shutil.copytree(src, lsrc)
@@ -187,6 +202,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--folds", nargs="+", choices=sorted(FOLDS), default=["A"])
     ap.add_argument("--iters", type=int, default=300, help="training iterations for the generic model (the budget)")
+    ap.add_argument("--curve", type=int, nargs="*", default=[], help="also measure at these iterations")
     ap.add_argument("--labels", type=int, default=20, help="hand-labelled faces added for the last row (0: skip)")
     ap.add_argument("--resolution", type=int, default=128, help="XSeg resolution (DFL: 256)")
     ap.add_argument("--dims", type=int, default=16, help="XSeg base channels (DFL: 32)")
@@ -194,6 +210,12 @@ def main() -> None:
     ap.add_argument("--face-size", type=int, default=128, help="pixel size of the aligned faces")
     ap.add_argument("--variants", type=int, default=2, help="occluded copies of each held-out face")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--test-occluders", type=int, nargs=2, default=TEST_OCCLUDERS, metavar=("MIN", "MAX"),
+                    help="occluders on each held-out face")
+    ap.add_argument("--set", nargs=2, action="append", default=[], metavar=("MODULE.NAME", "JSON"),
+                    help="set a module constant in the training process, e.g. models.xseg.RECIPE '\"adam\"' "
+                         "or models.xseg_samples.OCCLUDER_COUNT '[1, 3]' (experiments)")
+    ap.add_argument("--json", type=Path, default=None, help="also write the rows here")
     ap.add_argument("--cpu-only", action="store_true", default=True)
     ap.add_argument("--gpu", dest="cpu_only", action="store_false", help="let training use a GPU")
     ap.add_argument("--work-dir", type=Path, default=None, help="keep facesets and models here (default: a temp dir)")
@@ -204,8 +226,11 @@ def main() -> None:
         folders = build_facesets(root / "facesets", args.face_size)
         counts = [len(list(f.glob("*.jpg"))) for f in folders]
         print(f"faces: src {counts[0]}, dst {counts[1]} (training people), test {counts[2]} (held-out people)")
+        args.set = [(name, json.loads(value)) for name, value in args.set]
         rows = [r for fold in args.folds for r in run_fold(fold, root, folders, args)]
         print_table(rows)
+        if args.json:
+            args.json.write_text(json.dumps({"set": args.set, "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from core import keras_backend as kb
 from core.errors import UserError
 from core.fileio import ensure_writable_dir
 from core.folder_lock import FolderLock
+from core.settings import never
 from mainscripts.train_window import Console, console_line
 
 AUTOSAVE_MINUTES = 25
@@ -232,7 +233,8 @@ def _plan_model(s: TrainSettings) -> ModelPlan:
     files = ModelFiles(s.model_dir, name, cls.CLASS_NAME)
     state = files.read_state() if files.exists() else None
     saved = saved_options(files, cls, state.meta) if state else None
-    ask = bool(state) and bool(cls.OPTIONS) and not s.silent_start and interact.enter_pressed_within(
+    askable = any(o.ask_if is not never and not o.first_run_only for o in cls.OPTIONS)  # Quick96: none
+    ask = bool(state) and askable and not s.silent_start and interact.enter_pressed_within(
         2, "Press enter in 2 seconds to override model settings.")
     options = resolve(cls.OPTIONS, saved, s.options, ask_overrides=ask,
                       saved_path=saved_options_source(files) if state else None)
@@ -314,10 +316,12 @@ def _preview_faces(model: Any, src_faces: list, dst_faces: list, specs: tuple[An
 
 @contextlib.contextmanager
 def _model_folder_lock(s: TrainSettings, model: Any):
-    """One `train` per model folder, held from before the first save to the end: a second run stops
-    naming the holder. Under the lock, the leftovers of this model's interrupted saves are removed."""
+    """One `train` per model (`<name>_<Class>`), held from before the first save to the end: a second
+    run of the same model stops naming the holder, while another model of the folder (an XSeg model
+    beside a face model, as DFL keeps them) may train at once. Under the lock, the leftovers of this
+    model's interrupted saves are removed."""
     ensure_writable_dir(s.model_dir)
-    with FolderLock(s.model_dir, "train"):
+    with FolderLock(s.model_dir, "train", part=model.files.prefix):
         if model.files.changed_since(model.loaded_stat):
             raise UserError("another run saved this model while this one was starting; run train again to "
                             "continue from its save", model.files.state)

@@ -6,6 +6,9 @@ baked into the face by `xseg apply`). Mouse and keys go to `EditorSession` / `La
 (mainscripts/xseg_editor_session.py, xseg_editor_state.py), which hold every rule; this module only
 reads events, maps window pixels to face pixels through `View`, and draws.
 The window title carries the face and the label counts, so scripts and window tests can follow it.
+Under the face, a strip of thumbnails of the neighbouring faces shows which carry labels (a click on
+one goes there). The window can be resized (the picture scales; clicks map back to face pixels), and
+its position and size are kept between runs in `<faces folder's parent>/.xseg_editor_window.json`.
 """
 from __future__ import annotations
 
@@ -16,13 +19,20 @@ import numpy as np
 
 from core import log
 from core.errors import UserError
+from core.fileio import atomic_write_json, loads_bounded
 from core.keys import KeyReader
 from facelib.masks import polygons_mask
-from mainscripts.xseg_editor_session import KEYS, MOUSE_HELP, WINDOW_NAME, EditorSession, open_faces
+from faceset.faceset import Face
+from mainscripts.xseg_editor_session import KEYS, MOUSE_HELP, STRIP, WINDOW_NAME, EditorSession, open_faces
 from mainscripts.xseg_editor_state import EXCLUDE, KIND_NAMES, View
 
 CANVAS = 768  # the face is shown at this size (DFL's editor fills a similar area)
-BAR = 48  # status lines under the face
+THUMB = CANVAS // STRIP  # one slot of the thumbnail strip under the face
+BAR = 48  # status lines under the strip
+FRAME_H = CANVAS + THUMB + BAR
+GEOMETRY_NAME = ".xseg_editor_window.json"  # in the faces folder's parent: where the window was
+GEOMETRY_LIMIT = 20000  # pixels: a saved position or size past this is not a screen's
+LABELLED_COLOUR, UNLABELLED_COLOUR, CURRENT_COLOUR = (60, 200, 60), (80, 80, 80), (255, 255, 255)
 HIT_PX = 8.0  # how near (window pixels) a click must be to grab a point or an edge
 WHEEL_ZOOM = 1.25
 OVERLAY_ALPHA = 0.35
@@ -93,11 +103,91 @@ def status_bar(session: EditorSession, view: View) -> np.ndarray:
     return bar
 
 
+class Thumbnails:
+    """Small pictures of faces for the strip, decoded once per face file (a bounded cache)."""
+
+    MAX = 64
+
+    def __init__(self, size: int = THUMB - 6) -> None:
+        self.size = size
+        self._cache: dict[Path, np.ndarray] = {}
+
+    def get(self, face: Face) -> np.ndarray:
+        if face.path not in self._cache:
+            if len(self._cache) >= self.MAX:
+                self._cache.clear()
+            try:
+                data = np.frombuffer(face.read_bytes(), np.uint8)
+                image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+            except UserError:
+                image = None
+            if image is None:  # unreadable: a grey square with a question mark
+                thumb = np.full((self.size, self.size, 3), 60, np.uint8)
+                cv2.putText(thumb, "?", (self.size // 3, 2 * self.size // 3), cv2.FONT_HERSHEY_SIMPLEX, 1.0,
+                            (200, 200, 200), 2, cv2.LINE_AA)
+            else:
+                thumb = cv2.resize(image, (self.size, self.size), interpolation=cv2.INTER_AREA)
+            self._cache[face.path] = thumb
+        return self._cache[face.path]
+
+
+def draw_strip(session: EditorSession, thumbs: Thumbnails) -> np.ndarray:
+    """The neighbouring faces, the one on screen in the middle (white frame); a green frame and dot on
+    the faces that carry labels, grey on the others."""
+    strip = np.full((THUMB, CANVAS, 3), 16, np.uint8)
+    inner = THUMB - 6
+    for slot, index in enumerate(session.strip()):
+        if index is None:
+            continue
+        x0 = slot * THUMB
+        labelled = session.labelled[index]
+        frame = CURRENT_COLOUR if index == session.index else LABELLED_COLOUR if labelled else UNLABELLED_COLOUR
+        cv2.rectangle(strip, (x0 + 1, 1), (x0 + THUMB - 2, THUMB - 2), frame, 2)
+        strip[3:3 + inner, x0 + 3:x0 + 3 + inner] = thumbs.get(session.faces[index])
+        if labelled:
+            cv2.circle(strip, (x0 + 12, 12), 6, LABELLED_COLOUR, -1, cv2.LINE_AA)
+            cv2.circle(strip, (x0 + 12, 12), 6, (0, 0, 0), 1, cv2.LINE_AA)
+    return strip
+
+
+def read_geometry(path: Path) -> tuple[int, int, int, int] | None:
+    """The saved (x, y, width, height) of the window, or None: a missing, damaged or odd file (it may
+    come with a stranger's workspace) is ignored, so the window opens where the system puts it."""
+    try:
+        if path.stat().st_size > 4096:
+            raise UserError("too large", path)
+        value = loads_bounded(path.read_bytes(), path, "window settings", max_bytes=4096, max_depth=2)
+        rect = tuple(int(value[k]) for k in ("x", "y", "width", "height") if type(value[k]) is int)
+    except FileNotFoundError:
+        return None
+    except (OSError, UserError, TypeError, KeyError, ValueError) as e:
+        log.warning(f"{path}: window settings ignored ({e})")
+        return None
+    x, y, w, h = rect if len(rect) == 4 else (0, 0, 0, 0)
+    if not (abs(x) <= GEOMETRY_LIMIT and abs(y) <= GEOMETRY_LIMIT and 64 <= w <= GEOMETRY_LIMIT
+            and 64 <= h <= GEOMETRY_LIMIT):
+        log.warning(f"{path}: window settings ignored (not a window on a screen)")
+        return None
+    return x, y, w, h
+
+
+def write_geometry(path: Path, rect: tuple[int, int, int, int]) -> None:
+    """Keep where the window is for the next run (atomically); a folder that cannot be written only
+    costs a warning."""
+    x, y, w, h = (int(v) for v in rect)
+    try:
+        atomic_write_json(path, {"x": x, "y": y, "width": w, "height": h})
+    except (OSError, UserError) as e:
+        log.warning(f"{path}: window position not kept ({e})")
+
+
 def help_image() -> np.ndarray:
     """Every key and mouse action (from the session's key table), on the canvas's footprint."""
-    img = np.full((CANVAS + BAR, CANVAS, 3), 32, np.uint8)
+    img = np.full((FRAME_H, CANVAS, 3), 32, np.uint8)
     lines = [("XSeg editor - keys", 0.8)] + [(text, 0.5) for _, _, text in KEYS if text] + [("", 0.5)]
-    lines += [(text, 0.5) for text in MOUSE_HELP] + [("", 0.5), ("Tab / H: back to the face", 0.5)]
+    lines += [(text, 0.5) for text in MOUSE_HELP]
+    lines += [("strip: green frame and dot = labelled face; click a face to go there", 0.5), ("", 0.5),
+              ("Tab / H: back to the face", 0.5)]
     y = 40
     for text, size in lines:
         colour = (255, 255, 255) if size > 0.5 else (220, 230, 240)
@@ -133,6 +223,11 @@ class _Mouse:
                     self.pan_from = (u, v)
                 else:
                     s.move(x, y)
+            elif ev == cv2.EVENT_LBUTTONDOWN and 0 <= u < STRIP * THUMB and CANVAS <= v < CANVAS + THUMB:
+                index = session.strip()[u // THUMB]  # a thumbnail: go to that face
+                if index is not None and index != session.index:
+                    session.go(index)
+                    return  # the rest of the events were meant for the face that was on screen
             elif ev == cv2.EVENT_LBUTTONDOWN and on_canvas:
                 s.left_down(x, y, radius, ctrl=bool(flags & cv2.EVENT_FLAG_CTRLKEY))
             elif ev == cv2.EVENT_LBUTTONUP:
@@ -152,44 +247,85 @@ class _Mouse:
 
 def _look(session: EditorSession, view: View) -> tuple:
     s, f = session.state, session.flags
-    return (session.index, s.polys, s.open, s.selected, s.mode, s.message, f.mode, f.label_overlay,
-            f.trained_overlay, f.scheme, f.show_help, view.zoom, view.tx, view.ty, sum(session.labelled))
+    return (session.index, session.n, s.polys, s.open, s.selected, s.mode, s.message, f.mode, f.label_overlay,
+            f.trained_overlay, f.scheme, f.show_help, view.zoom, view.tx, view.ty, tuple(session.labelled))
 
 
 def _window_open() -> bool:
     return cv2.getWindowProperty(WINDOW_NAME, cv2.WND_PROP_VISIBLE) >= 1
 
 
-def edit(session: EditorSession) -> None:
-    """Show the editor until Esc or the window is closed; the face on screen is saved on the way out."""
+class _Placement:
+    """Where the window is: restored from the saved geometry at the start, followed while it is open
+    (the window may be closed before it can be asked), written back at the end when it changed.
+    `offset` is what the window system adds to a requested position (a title bar): measured once and
+    taken off, so the window does not creep by it from run to run."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.saved = read_geometry(path) if path is not None else None
+        self.rect: tuple[int, int, int, int] | None = None
+        self.offset: tuple[int, int] | None = None
+
+    def restore(self) -> None:
+        w, h = (self.saved[2], self.saved[3]) if self.saved else (CANVAS, FRAME_H)
+        cv2.resizeWindow(WINDOW_NAME, w, h)
+        if self.saved:
+            cv2.moveWindow(WINDOW_NAME, self.saved[0], self.saved[1])
+
+    def follow(self) -> None:
+        try:
+            x, y, w, h = (int(v) for v in cv2.getWindowImageRect(WINDOW_NAME))
+        except cv2.error:
+            return
+        if w <= 0 or h <= 0:
+            return
+        if self.offset is None:
+            self.offset = (x - self.saved[0], y - self.saved[1]) if self.saved else (0, 0)
+        self.rect = (x - self.offset[0], y - self.offset[1], w, h)
+
+    def keep(self) -> None:
+        if self.path is not None and self.rect is not None and self.rect != self.saved:
+            write_geometry(self.path, self.rect)
+
+
+def edit(session: EditorSession, geometry: Path | None = None) -> None:
+    """Show the editor until Esc or the window is closed; the face on screen is saved on the way out.
+    `geometry`: the file that keeps the window's position and size between runs."""
     mouse, keys = _Mouse(), KeyReader()
-    cv2.namedWindow(WINDOW_NAME, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
+    cv2.namedWindow(WINDOW_NAME, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
     cv2.setMouseCallback(WINDOW_NAME, mouse.callback)
-    help_img = help_image()
-    view, view_of = View(max(session.image.shape[:2]), CANVAS), session.index
-    shown, title = None, ""
+    place = _Placement(geometry)
+    place.restore()
+    help_img, thumbs = help_image(), Thumbnails()
+    view, view_of = View(max(session.image.shape[:2]), CANVAS), (session.index, session.n)
+    shown, title, ticks = None, "", 0
     try:
         while not session.quit:
-            if session.index != view_of:
-                view, view_of = View(max(session.image.shape[:2]), CANVAS), session.index
+            if (session.index, session.n) != view_of:  # another face (or the next one after X)
+                view, view_of = View(max(session.image.shape[:2]), CANVAS), (session.index, session.n)
             look = _look(session, view)
             if look != shown:
                 if session.flags.show_help:
                     frame = help_img
                 else:
-                    frame = np.vstack([draw_canvas(session, view), status_bar(session, view)])
+                    frame = np.vstack([draw_canvas(session, view), draw_strip(session, thumbs),
+                                       status_bar(session, view)])
                 cv2.imshow(WINDOW_NAME, frame)
                 shown = look
             if session.title() != title:
                 title = session.title()
                 cv2.setWindowTitle(WINDOW_NAME, title)
             code = cv2.waitKeyEx(15)
+            ticks += 1
+            if ticks % 20 == 1:  # about 3 times a second
+                place.follow()
             mouse.apply(session, view)
             key = keys.read(code)
             if key == "0":
                 view = View(max(session.image.shape[:2]), CANVAS)
             session.on_key(key)
-            if code == -1 and not _window_open():
+            if code == -1 and not session.quit and not _window_open():
                 if not session.leave():  # closed with the title bar's X: like Esc, once
                     log.warning(f"{session.face.where}: left unsaved (its labels on disk are unchanged)")
                 break
@@ -201,8 +337,10 @@ def edit(session: EditorSession) -> None:
         raise
     finally:
         if _window_open():
+            place.follow()
             cv2.destroyWindow(WINDOW_NAME)
         cv2.waitKey(1)
+        place.keep()
 
 
 def run_editor(input_dir: Path, model_dir: Path | None = None) -> int:
@@ -221,7 +359,10 @@ def run_editor(input_dir: Path, model_dir: Path | None = None) -> int:
         masker = load_xseg(Path(model_dir))
         log.info(f"Trained mask from {model_dir} (` overlays it, 5 shows it)")
     session = EditorSession(faceset, faces, labelled, masker=masker)
-    edit(session)
+    edit(session, Path(input_dir).resolve().parent / GEOMETRY_NAME)
     log.info(f"Labels saved on {session.saved} face{'s' * (session.saved != 1)}; "
              f"{sum(session.labelled)} of {session.n} faces labelled.")
+    if session.trashed:
+        log.info(f"{len(session.trashed)} face{'s' * (len(session.trashed) != 1)} moved to "
+                 f"{session.trashed[0].parent} (move them back to restore them).")
     return 0

@@ -18,12 +18,14 @@ from tqdm import tqdm
 
 from core import log
 from core.errors import UserError
+from core.rename_journal import TRASH_SUFFIX, Move, move_files
 from faceset.faceset import Face, Faceset
 from faceset.meta import FaceMeta
 from mainscripts.xseg_editor_state import EXCLUDE, INCLUDE, KIND_NAMES, Checker, LabelState, polygons_from_meta
 
 WINDOW_NAME = "XSeg editor"
 STEP_BIG = 5  # Shift+A / Shift+D (DFL)
+STRIP = 9  # thumbnails of the neighbouring faces under the canvas (DFL's preview strip)
 
 # One table: the help screen, the key map and the README come from it. Keys are the names
 # `read_key` produces ('A' is Shift+A). OpenCV's Qt windows swallow Ctrl+letter, so DFL's
@@ -50,6 +52,7 @@ KEYS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("o",), "overlay_labels", "O: the labels' mask overlay on / off"),
     (("0",), "reset_view", "wheel: zoom at the cursor   middle drag: pan   0: whole face"),
     (("tab", "h", "H"), "help", "Tab / H: this help"),
+    (("x",), "trash", "X: move the face to <folder>_trash (move it back to restore it), next face"),
     (("esc",), "quit", "Esc: save and quit"),
 )
 ACTIONS = {key: action for keys, action, _ in KEYS for key in keys}
@@ -71,6 +74,15 @@ class ViewFlags:
     trained_overlay: bool = False
     scheme: int = 0
     show_help: bool = False
+
+
+def _free_name(folder: Path, name: str) -> Path:
+    """`folder/name`, or `folder/stem_N.ext` with the first N not taken (a face trashed twice)."""
+    stem, suffix = Path(name).stem, Path(name).suffix
+    candidate, n = folder / name, 1
+    while candidate.exists() or candidate.is_symlink():
+        candidate, n = folder / f"{stem}_{n}{suffix}", n + 1
+    return candidate
 
 
 def open_faces(input_dir: Path) -> tuple[Faceset, list[Face], list[bool]]:
@@ -103,6 +115,7 @@ class EditorSession:
         self.index = -1
         self.quit = False
         self.saved = 0
+        self.trashed: list[Path] = []
         self._quit_armed = False
         self._trained: dict[int, np.ndarray | None] = {}
         self.image: np.ndarray
@@ -183,6 +196,44 @@ class EditorSession:
         else:
             self.state.message = f"no labelled face {'after' if step > 0 else 'before'} this one"
 
+    def trash(self) -> None:
+        """X (DFL): move the face on screen to `<folder>_trash` through the rename journal (a crash
+        mid-move is finished by the next command; nothing is deleted, moving the file back restores
+        it) and show the next face. Changed labels are saved first; a polygon with a problem keeps
+        the face here until it is fixed or undone, so no drawing is lost unseen."""
+        if not self.leave():
+            return
+        face, index = self.face, self.index
+        folder = face.path.parent
+        trash = folder.parent / f"{folder.name}{TRASH_SUFFIX}"
+        try:
+            trash.mkdir(exist_ok=True)
+        except OSError as e:
+            self.state.message = f"cannot make {trash} ({e.strerror or e})"
+            return
+        dst = _free_name(trash, face.path.name)
+        try:
+            move_files(folder, [Move(face.path, dst)], what="xseg editor trash")
+        except UserError as e:
+            self.state.message = f"not moved: {e.problem}"
+            log.warning(str(e))
+            return
+        self.trashed.append(dst)
+        log.info(f"{face.name}: moved to {dst} (move it back to restore it)")
+        del self.faces[index], self.labelled[index]
+        self._trained.clear()
+        if not self.faces:
+            self.quit = True
+            return
+        self.open(min(index, self.n - 1))
+        self.state.message = f"{face.name} moved to {trash.name}"
+
+    def strip(self, count: int = STRIP) -> list[int | None]:
+        """The faces the thumbnail strip shows: `count` slots with the face on screen in the middle,
+        None past either end."""
+        first = self.index - count // 2
+        return [i if 0 <= i < self.n else None for i in range(first, first + count)]
+
     def request_quit(self) -> None:
         """Esc: save and quit; when the face cannot be saved, a second Esc quits leaving it as it was."""
         if self.leave():
@@ -236,6 +287,8 @@ class EditorSession:
             f.label_overlay = not f.label_overlay
         elif action == "help":
             f.show_help = not f.show_help
+        elif action == "trash":
+            self.trash()
         elif action == "quit":
             self.request_quit()
 

@@ -86,3 +86,11 @@ def total_variation(x):
     dy = ops.abs(x[:, 1:, :, :] - x[:, :-1, :, :])
     dx = ops.abs(x[:, :, 1:, :] - x[:, :, :-1, :])
     return ops.mean(dy, axis=(1, 2, 3)) + ops.mean(dx, axis=(1, 2, 3))
+
+
+def soft_dice(target, pred, smooth: float = 1.0):
+    """1 - soft Dice overlap of a mask and a prediction in 0..1, per sample: a region-level term that
+    weighs a thin occluder's pixels by the share of the mask they are, not by the share of the image."""
+    inter = ops.sum(target * pred, axis=(1, 2, 3))
+    total = ops.sum(target, axis=(1, 2, 3)) + ops.sum(pred, axis=(1, 2, 3))
+    return 1.0 - (2.0 * inter + smooth) / (total + smooth)

@@ -27,6 +27,7 @@ BACKGROUND_CHANCE = 0.5  # DFL: half the samples get another face's background
 HSV_POWER = 0.3
 EFFECT_CHANCE = 0.25  # blur, down/up resize and JPEG each fire this often (DFL)
 LABELLED_SHARE = 0.5  # --generic with hand labels: at least this share of the samples are labelled faces
+OCCLUDER_COUNT = (0, 3)  # generic targets: between this many occluders per face (inclusive)
 
 
 def xseg_masks(meta: Any, shape_hw: tuple[int, int]) -> tuple[np.ndarray, bool]:
@@ -112,7 +113,8 @@ def xseg_sample_into(out: Any, k: int, face: Any, donor: Any, spec: Any, rng: np
     else:
         region = face.masks[..., 1].astype(np.float32) / 255.0
         # the 68 landmarks at img's size put glasses on the eyes and hands over the mouth
-        img, target = occlude(img, region, rng, donors=(donor.image,), landmarks=face.landmarks)
+        img, target = occlude(img, region, rng, donors=(donor.image,), count=OCCLUDER_COUNT,
+                              landmarks=face.landmarks)
     if rng.random() < BACKGROUND_CHANCE:
         img = paste_background(img, target, donor.image, rng)
     params = gen_warp_params(spec.resolution, rng, flip=spec.random_flip, scale_range=spec.scale_range)

@@ -44,7 +44,7 @@ def _train_cli(src: Path, dst: Path, model_dir: Path, *extra: str, env: dict | N
 
 def _console_iterations(stdout: str) -> list[int]:
     import re
-    return [int(m) for m in re.findall(r"^\[\d\d:\d\d:\d\d\]\[#(\d{6})\]\[\d+ms\]\[\d+\.\d{4}\]\[\d+\.\d{4}\]$",
+    return [int(m) for m in re.findall(r"^\[\d\d:\d\d:\d\d\]\[#(\d{6})\]\[[\d.]+m?s\]\[\d+\.\d{4}\]\[\d+\.\d{4}\]$",
                                        stdout, flags=re.M)]
 
 
