@@ -197,12 +197,12 @@ def _add_facesettool(sub: argparse._SubParsersAction, common: list[argparse.Argu
 
 def _add_importdfl(sub: argparse._SubParsersAction, common: list[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("importdfl", aliases=["import-dfl"], parents=common,
-                       help="import a DeepFaceLab SAEHD, Quick96 or XSeg model (train on and merge with it here)",
-                       description="Read a DFL SAEHD or Quick96 model (<name>_<Class>_data.dat and <name>_<Class>_*.npy) "
+                       help="import a DeepFaceLab SAEHD, Quick96, AMP or XSeg model (train on and merge with it here)",
+                       description="Read a DFL SAEHD, Quick96 or AMP model (<name>_<Class>_data.dat and <name>_<Class>_*.npy) "
                                    "or DFL's XSeg (XSeg_data.dat, XSeg_256.npy), through a loader that runs no code, and "
                                    "write it as this toolkit's model of the same class, with DFL's exact layers: DFL's "
                                    "options, iteration, loss history, weights and optimizer state (AdaBelief or "
-                                   "RMSprop). AMP models cannot be imported yet. The DFL files are only read; an "
+                                   "RMSprop). The DFL files are only read; an "
                                    "existing model is never replaced.")
     p.add_argument("--input-dir", required=True, help="the DFL model folder (DFL's workspace/model)")
     p.add_argument("--model-dir", required=True, help="folder for the imported model (may be the same folder)")

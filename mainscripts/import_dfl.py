@@ -1,4 +1,4 @@
-"""`importdfl`: a DeepFaceLab SAEHD, Quick96 or XSeg model folder into this toolkit's model of the same
+"""`importdfl`: a DeepFaceLab SAEHD, Quick96, AMP or XSeg model folder into this toolkit's model of the same
 class, to train on and merge (or mask) with.
 
 DFL users keep models they trained for months: the import keeps DFL's options, iteration, loss
@@ -29,10 +29,10 @@ from models.dfl_files import (
     total_weight_bytes,
 )
 
-IMPORTABLE = ("SAEHD", "Quick96", XSEG)
-_CAN = "SAEHD, Quick96 and XSeg models can"
+IMPORTABLE = ("SAEHD", "AMP", "Quick96", XSEG)
+_CAN = "SAEHD, AMP, Quick96 and XSeg models can"
 # DFL classes this toolkit has but cannot import yet, and why
-NOT_YET = {"AMP": "AMP models cannot be imported yet (the mapping of DFL's AMP weights is not built here)"}
+NOT_YET: dict[str, str] = {}
 _EXISTS = "a model with this name is already here; nothing was changed (import under another name with --save-as NAME)"
 
 
@@ -109,8 +109,8 @@ def _weight_files(dfl: DflModel, nets: tuple[str, ...]) -> list[Path]:
 
 
 def _import_swap(dfl: DflModel, data: Any, files: Any, model_dir: Path) -> Path:
-    """SAEHD (every archi) or Quick96 (DFL's df-ud, 96 px): the same networks, DFL's names."""
-    kind = "df" if dfl.cls == "Quick96" else str(data.options.get("archi", "")).split("-")[0]
+    """SAEHD (every archi), Quick96 (DFL's df-ud, 96 px) or AMP: the same networks, DFL's names."""
+    kind = {"Quick96": "df", "AMP": "amp"}.get(dfl.cls) or str(data.options.get("archi", "")).split("-")[0]
     nets = DFL_NETS.get(kind, ())
     if not nets:
         raise UserError(f"DFL option 'archi' is {data.options.get('archi')!r}; df or liae (with -u/d/t/c) can be "
@@ -120,13 +120,24 @@ def _import_swap(dfl: DflModel, data: Any, files: Any, model_dir: Path) -> Path:
     opt_path = dfl.weights_file("src_dst_opt")
     opt_arrays, opt_notes = _read_optimizer_file(opt_path)
     kb.prepare("float32")  # weights are float32 whatever precision later runs use
-    from models.dfl_import import assign_optimizer, assign_weights, loss_history, preview_samples
+    from models.dfl_import import (
+        amp_options_from_dfl,
+        assign_amp,
+        assign_amp_optimizer,
+        assign_optimizer,
+        assign_weights,
+        loss_history,
+        preview_samples,
+    )
     from models.loader import model_class
 
     cls = model_class(dfl.cls)
     if dfl.cls == "Quick96":
         from models.dfl_import import quick96_options_from_dfl
         options, notes = quick96_options_from_dfl(data.options)
+    elif dfl.cls == "AMP":
+        options, notes = amp_options_from_dfl(data.options, cls.OPTIONS, dfl.data_file)
+        notes.append("the inter heads are not trained (DFL's AMP behaviour; train_inters is off for this model)")
     else:
         from models.dfl_import import saehd_options_from_dfl
         options, notes = saehd_options_from_dfl(data.options, cls.OPTIONS, dfl.data_file)
@@ -135,10 +146,14 @@ def _import_swap(dfl: DflModel, data: Any, files: Any, model_dir: Path) -> Path:
         if files.exists():  # saved by another run since the check above
             raise UserError(_EXISTS, files.state)
         model = cls(files, options, training=True)
-        assign_weights(model, nets, weights.__getitem__)
+        if dfl.cls == "AMP":
+            assign_amp(model, weights.__getitem__)
+        else:
+            assign_weights(model, nets, weights.__getitem__)
         weights.clear()
         notes += opt_notes
-        if opt_arrays is not None and assign_optimizer(model, opt_arrays) is None:
+        assign_opt = assign_amp_optimizer if dfl.cls == "AMP" else assign_optimizer
+        if opt_arrays is not None and assign_opt(model, opt_arrays) is None:
             notes.append(f"{opt_path.name} does not match this model's optimizer or layout: the optimizer starts "
                          f"fresh")
         history = loss_history(data, len(cls.LOSS_NAMES))
@@ -162,7 +177,8 @@ def _import_swap(dfl: DflModel, data: Any, files: Any, model_dir: Path) -> Path:
         model.iteration = data.iteration
         model.save()
     o = model.options
-    log.info(f"Imported DFL {dfl.cls} model {dfl.name!r} ({o['archi']}, {o['resolution']} px, face type "
+    kind = o.get("archi") or f"inter dims {o.get('inter_dims')}, morph factor {o.get('morph_factor')}"
+    log.info(f"Imported DFL {dfl.cls} model {dfl.name!r} ({kind}, {o['resolution']} px, face type "
              f"{o['face_type']}) at iteration {data.iteration}: {files.state}")
     return _done(notes, folder, dfl.cls, files)
 

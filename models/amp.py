@@ -27,6 +27,7 @@ from models.amp_archi import AmpSpec, build_decoder, build_encoder, build_inter
 from models.amp_options import AMP_OPTIONS
 from models.augment import SampleSpec
 from models.base import ModelBase
+from models.dfl_layout import DFL_LAYOUT
 from models.discriminators import build_patch_discriminator
 from models.optimizers import make_optimizer
 from models.predictor import Prediction
@@ -65,7 +66,7 @@ def blur_out(target, mask, resolution: int):
 
 class AMP(ModelBase):
     CLASS_NAME = "AMP"
-    OPTIONS = AMP_OPTIONS
+    OPTIONS = AMP_OPTIONS + (DFL_LAYOUT,)  # dfl_layout: set by importdfl only (no flag)
     OPTIONAL_NETS = ("D_gan",)
     has_morph = True  # predict(faces, morph=...) (models/predictor.py)
 
@@ -78,7 +79,7 @@ class AMP(ModelBase):
     def spec(self) -> AmpSpec:
         o = self.options
         return AmpSpec(int(o["resolution"]), int(o["ae_dims"]), int(o["inter_dims"]), int(o["e_dims"]),
-                       int(o["d_dims"]), int(o["d_mask_dims"]))
+                       int(o["d_dims"]), int(o["d_mask_dims"]), bool(o.get("dfl_layout", False)))
 
     @property
     def inter_dims(self) -> int:

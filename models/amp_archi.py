@@ -24,6 +24,9 @@ class AmpSpec:
     e_dims: int = 64
     d_dims: int = 64
     d_mask_dims: int = 22
+    # DFL's exact layers (imported DFL models only): symmetric padding in the stride-2 convolutions and
+    # a 1x1 first face head (DFL's `out_conv`); models made here keep Keras `same` and four 3x3 heads
+    dfl_layout: bool = False
 
     @property
     def lowest(self) -> int:
@@ -38,10 +41,10 @@ def build_encoder(spec: AmpSpec) -> keras.Model:
     act = L.activation("leaky")
     inp = keras.Input((spec.resolution, spec.resolution, 3), name="face")
     e = spec.e_dims
-    x = L.downscale(inp, e, "down1", act)
+    x = L.downscale(inp, e, "down1", act, symmetric=spec.dfl_layout)
     x = L.residual_block(x, e, "res1")
     for i, ch in enumerate((e * 2, e * 4, e * 8, e * 8), start=2):
-        x = L.downscale(x, ch, f"down{i}", act)
+        x = L.downscale(x, ch, f"down{i}", act, symmetric=spec.dfl_layout)
     x = L.residual_block(x, e * 8, "res5")
     x = L.PixelNorm(name="pixel_norm")(keras.layers.Flatten(name="flatten")(x))
     x = keras.layers.Dense(spec.ae_dims, name="dense1")(x)
@@ -65,7 +68,7 @@ def build_decoder(spec: AmpSpec) -> keras.Model:
     for i, ch in enumerate((d * 8, d * 8, d * 4, d * 2)):
         x = L.upscale(x, ch, f"upscale{i}", act)
         x = L.residual_block(x, ch, f"res{i}")
-    heads = [L.conv(x, 3, 3, f"out_conv{i}") for i in range(4)]
+    heads = [L.conv(x, 3, 1 if i == 0 and spec.dfl_layout else 3, f"out_conv{i}") for i in range(4)]
     x = L.DepthToSpace(name="out_d2s")(keras.layers.Concatenate(name="out_concat")(heads))
     face = L.to_float32(keras.layers.Activation("sigmoid", name="out_sigmoid")(x), "face")
     y = inp

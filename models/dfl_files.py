@@ -24,10 +24,11 @@ _DATA_FILE = re.compile(r"^(.+)_([A-Za-z0-9]+)_data\.dat$")
 # DFL's XSeg has no model name: its files are XSeg_data.dat, XSeg_<resolution>.npy and XSeg_<resolution>_opt.npy
 XSEG = "XSeg"
 XSEG_RESOLUTION = 256
-# SAEHD's (and Quick96's, a df model) weight files per archi type (`<name>_<Class>_<net>.npy`), in the
+# SAEHD's (and Quick96's, a df model) weight files per archi type, and AMP's, (`<name>_<Class>_<net>.npy`), in the
 # order DFL lists their weights.
 DFL_NETS = {"df": ("encoder", "inter", "decoder_src", "decoder_dst"),
-            "liae": ("encoder", "inter_AB", "inter_B", "decoder")}
+            "liae": ("encoder", "inter_AB", "inter_B", "decoder"),
+            "amp": ("encoder", "inter_src", "inter_dst", "decoder")}  # DFL's AMP (one shared decoder)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""A DFL SAEHD, Quick96 or XSeg model into this toolkit's: options, weights, optimizer state, history,
+"""A DFL SAEHD, Quick96, AMP or XSeg model into this toolkit's: options, weights, optimizer state, history,
 preview faces.
 
 The options keep DFL's keys and values (checked by our declarations, plus `dfl_layout`, so the
@@ -15,7 +15,7 @@ import numpy as np
 from core.errors import UserError
 from core.settings import parse_dict
 from models.dfl_files import XSEG_RESOLUTION, DflData
-from models.dfl_weights import dfl_key, dfl_optimizer_key, to_ours, xseg_dfl_key, xseg_to_ours
+from models.dfl_weights import amp_dfl_key, amp_to_ours, dfl_key, dfl_optimizer_key, to_ours, xseg_dfl_key, xseg_to_ours
 
 # DFL options with no counterpart here, and what happens instead.
 NOT_CARRIED = {
@@ -29,8 +29,15 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def saehd_options_from_dfl(dfl: dict[str, Any], options: tuple, path: Path) -> tuple[dict[str, Any], list[str]]:
-    """Our SAEHD options from DFL's (`options`: SAEHD.OPTIONS); a bad value is a UserError naming `path`
+SAEHD_REQUIRED = ("resolution", "face_type", "archi", "ae_dims", "e_dims", "d_dims", "d_mask_dims")
+AMP_REQUIRED = ("resolution", "face_type", "ae_dims", "inter_dims", "e_dims", "d_dims", "d_mask_dims")
+
+
+def saehd_options_from_dfl(dfl: dict[str, Any], options: tuple, path: Path,
+                           required: tuple[str, ...] = SAEHD_REQUIRED,
+                           fixed: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[str]]:
+    """Our SAEHD (or AMP: `required` AMP_REQUIRED) options from DFL's (`options`: the class's OPTIONS;
+    `fixed`: our options whose value DFL's behaviour dictates); a bad value is a UserError naming `path`
     and the key. Returns (options, notes on what was not carried over)."""
     notes: list[str] = []
     data: dict[str, Any] = {}
@@ -46,9 +53,10 @@ def saehd_options_from_dfl(dfl: dict[str, Any], options: tuple, path: Path) -> t
                 notes.append(NOT_CARRIED[key])
         else:
             notes.append(f"DFL option {key!r} ({value!r}) is unknown here and not used")
-    for required in ("resolution", "face_type", "archi", "ae_dims", "e_dims", "d_dims", "d_mask_dims"):
-        if required not in data:
-            raise UserError(f"DFL model data has no {required!r} option; the network cannot be built without it", path)
+    for key in required:
+        if key not in data:
+            raise UserError(f"DFL model data has no {key!r} option; the network cannot be built without it", path)
+    data.update(fixed or {})
     missing = [opt for opt in options if opt.key not in data and opt.key != "dfl_layout"]
     for opt in missing:
         data[opt.key] = opt.default_for(data)
@@ -183,6 +191,38 @@ def preview_samples(data: DflData, resolution: int) -> dict[str, np.ndarray] | N
         out[f"{side}_face"] = (np.clip(face, 0, 1) * 255 + 0.5).astype(np.uint8)
         out[f"{side}_mask"] = (np.clip(mask, 0, 1) * 255 + 0.5).astype(np.uint8)
     return out
+
+
+# --- AMP -----------------------------------------------------------------------------------------------
+
+def amp_options_from_dfl(dfl: dict[str, Any], options: tuple, path: Path) -> tuple[dict[str, Any], list[str]]:
+    """Our AMP options from DFL's AMP_data.dat options (same names; `options`: AMP.OPTIONS), with
+    `train_inters` off: DFL's AMP never trains its inter heads, and its optimizer holds no state for them."""
+    return saehd_options_from_dfl(dfl, options, path, AMP_REQUIRED, fixed={"train_inters": False})
+
+
+def _amp_convert(model: Any) -> Callable[[str, np.ndarray], np.ndarray]:
+    spec = model.spec
+    return lambda p, v: amp_to_ours(p, v, spec.lowest, spec.e_dims * 8, spec.inter_dims)
+
+
+def assign_amp(model: Any, read: Callable[[str], tuple[Path, dict[str, np.ndarray]]]) -> None:
+    """DFL's encoder, inter_src, inter_dst and decoder files into a DFL-layout AMP (see assign_net for
+    what is refused)."""
+    for name in ("encoder", "inter_src", "inter_dst", "decoder"):
+        path, arrays = read(name)
+        assign_net(model.nets[name].weights, path, arrays, amp_dfl_key, _amp_convert(model), f"DFL's AMP {name}")
+
+
+def assign_amp_optimizer(model: Any, arrays: dict[str, np.ndarray]) -> int | None:
+    """DFL's AMP `src_dst_opt.npy` (AdaBelief over the encoder's and decoder's weights) into the model's
+    AdaBelief: DFL's step count, or None when the layout does not match (e.g. inters trained here)."""
+    opt = model.optimizers.get("src_dst")
+    if opt is None:
+        return None
+    where = _net_of(model)
+    return assign_optimizer_state(opt, list(model.steps[0].train_vars), arrays,
+                                  lambda var: (where[id(var)][0], amp_dfl_key(var.path)), _amp_convert(model))
 
 
 # --- Quick96 ------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""DFL variable names and layouts <-> this toolkit's SAEHD/Quick96 and XSeg networks (numpy only, no Keras).
+"""DFL variable names and layouts <-> this toolkit's SAEHD/Quick96, AMP and XSeg networks (numpy only, no Keras).
 
 DFL stores each network as {variable name: array} (see ../shared/dfl-fixtures/FORMAT.md): names
 follow its Python attributes (`down1/downs_0/conv1/weight:0`), kernels are HWIO like Keras', and
@@ -21,6 +21,12 @@ def dfl_layer(net: str, layer: str, spec: ArchiSpec) -> str:
     m = re.fullmatch(r"down(\d)", layer)
     if m and net == "encoder" and "t" not in spec.opts:
         return f"down1/downs_{int(m[1]) - 1}/conv1"
+    return _block_scope(layer)
+
+
+def _block_scope(layer: str) -> str:
+    """DFL's scope of one of our layers named after DFL's blocks (`res0_conv1` -> `res0/conv1`,
+    `down2` -> `down2/conv1`, `out_conv0` -> `out_conv`)."""
     m = re.fullmatch(r"(res\d)_(conv\d)", layer)
     if m:
         return f"{m[1]}/{m[2]}"
@@ -63,6 +69,28 @@ def to_ours(variable_path: str, value: np.ndarray, spec: ArchiSpec) -> np.ndarra
             return value[chw_to_hwc(side, spec.e_dims * 8)]
     if layer == "dense2" and value.shape[-1] == spec.lowest * spec.lowest * spec.inter_out_ch:
         return value[..., chw_to_hwc(spec.lowest, spec.inter_out_ch)]
+    return value
+
+
+# --- AMP (models/Model_AMP/Model.py: encoder down1..down5, res1, res5, dense1; inter dense2; one decoder) ---
+
+def amp_dfl_key(variable_path: str) -> str:
+    """The key in DFL's `<name>_AMP_<net>.npy` for our DFL-layout AMP variable (`down3/kernel` ->
+    `down3/conv1/weight:0`, `res5_conv2/bias` -> `res5/conv2/bias:0`, `out_conv0/kernel` -> `out_conv/weight:0`)."""
+    layer, attr = variable_path.rsplit("/", 1)
+    return f"{_block_scope(layer)}/{'weight' if attr == 'kernel' else 'bias'}:0"
+
+
+def amp_to_ours(variable_path: str, value: np.ndarray, side: int, enc_ch: int, inter_dims: int) -> np.ndarray:
+    """DFL's AMP array for our variable, as float32: the encoder's dense1 rows (DFL flattens the
+    (side, side, enc_ch) features channel-major) and the inters' dense2 columns and bias (DFL reads
+    the vector as (inter_dims, side, side)) are permuted; everything else keeps its values."""
+    layer, attr = variable_path.rsplit("/", 1)
+    value = np.asarray(value, np.float32)
+    if layer == "dense1" and attr == "kernel" and value.ndim == 2 and value.shape[0] == side * side * enc_ch:
+        return value[chw_to_hwc(side, enc_ch)]
+    if layer == "dense2" and value.shape[-1] == side * side * inter_dims:
+        return value[..., chw_to_hwc(side, inter_dims)]
     return value
 
 

@@ -299,7 +299,7 @@ def test_a_hostile_pickle_in_an_xseg_folder_is_refused_by_name_without_running_c
     assert not list(tmp_path.glob("ours/*_state.npz"))
 
 
-def test_a_folder_with_dfl_saehd_and_xseg_asks_which_and_amp_is_refused_in_one_line(tmp_path):
+def test_a_folder_with_dfl_saehd_and_xseg_asks_which_and_an_amp_folder_without_weights_is_refused_in_one_line(tmp_path):
     from tests.test_dfl_import import write_dfl_model
     write_dfl_model(tmp_path / "dfl")
     write_dfl_xseg(tmp_path / "dfl", opt=False)
@@ -311,4 +311,4 @@ def test_a_folder_with_dfl_saehd_and_xseg_asks_which_and_amp_is_refused_in_one_l
     (tmp_path / "amp" / "morph_AMP_data.dat").write_bytes(pickle.dumps({"iter": 1, "options": {}}))
     res = run_cli("importdfl", "--input-dir", str(tmp_path / "amp"), "--model-dir", str(tmp_path / "ours"))
     assert res.returncode == 1 and len(res.error_lines) == 1
-    assert "AMP" in res.error_lines[0] and "cannot be imported yet" in res.error_lines[0]
+    assert "morph_AMP_encoder.npy" in res.error_lines[0] and "missing" in res.error_lines[0]
