@@ -15,4 +15,6 @@ if ! command -v Xvfb >/dev/null 2>&1 || ! command -v xdotool >/dev/null 2>&1; th
     fi
 fi
 cd "$REPO_ROOT"
-exec "$VENV_PY" -m pytest tests -q -p no:cacheprovider "$@"
+# Two test processes (TEST_WORKERS=N to change, 0 = one process); each test file stays in one process, so
+# its module fixtures (a trained tiny model, a faceset) are built once.
+exec "$VENV_PY" -m pytest tests -q -p no:cacheprovider -n "${TEST_WORKERS:-2}" --dist loadfile "$@"
