@@ -138,13 +138,11 @@ def test_open_source_names_what_did_not_open(tmp_path):
         open_source(str(tmp_path / "notes.mp4"))
 
 
-def test_virtual_camera_without_pyvirtualcam_says_how_to_get_it(tmp_path):
-    pytest.importorskip("pytest")
-    try:
-        import pyvirtualcam  # noqa: F401
-        pytest.skip("pyvirtualcam is installed here")
-    except ImportError:
-        pass
+def test_virtual_camera_without_pyvirtualcam_says_how_to_get_it(tmp_path, monkeypatch):
+    blocker = tmp_path / "no_pyvirtualcam"  # whether or not it is installed here, the run cannot import it
+    blocker.mkdir()
+    (blocker / "pyvirtualcam.py").write_text("raise ImportError('pyvirtualcam is blocked by the test')\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(blocker), os.environ.get("PYTHONPATH")])))
     r = run_cli("live", "--model-dir", str(tmp_path), "--model", "SAEHD", "--input", "0", "--no-window",
                 "--virtual-camera", timeout=60)
     assert r.returncode == 1 and "pip install pyvirtualcam" in r.error_lines[-1]
