@@ -71,8 +71,8 @@ _IMPORT_NOISE = re.compile(r"absl::InitializeLog|port\.cc:\d+\] oneDNN custom op
 
 
 def _import_keras_quietly() -> Any:
-    """Import Keras (and its backend) with the import-time banners of TensorFlow filtered out of stderr;
-    anything else printed at import is passed on."""
+    """Import Keras (and its backend, with TensorFlow's devices listed) with the start-up banners of
+    TensorFlow filtered out of stderr; anything else printed meanwhile is passed on."""
     if "keras" in sys.modules:
         return sys.modules["keras"]
     try:
@@ -86,6 +86,9 @@ def _import_keras_quietly() -> Any:
         os.dup2(tmp.fileno(), fd)
         try:
             import keras
+            if keras.backend.backend() == "tensorflow":  # the GPU platform starts here, not at import:
+                import tensorflow as tf                  # its cuInit failure on GPU-less machines is a banner too
+                tf.config.list_physical_devices("GPU")
         finally:
             os.dup2(saved, fd)
             os.close(saved)
