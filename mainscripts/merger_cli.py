@@ -118,16 +118,8 @@ def choose_dfm(folder: Path, forced: str | None) -> Path:
     if not files:
         raise UserError("no .dfm file in this folder (give --model-dir path/to/model.dfm, or export one with "
                         "exportdfm)", folder)
-    if len(files) == 1:
-        return files[0]
-    if not interact.is_interactive():
-        log.info(f"{len(files)} .dfm files in {folder}: using {files[0].name}, the most recently saved (choose one "
-                 f"with --force-model-name NAME: {names})")
-        return files[0]
-    print("Choose one of the .dfm models.")
-    for i, p in enumerate(files):
-        print(f"[{i}] : {p.name}" + (" - latest" if i == 0 else ""))
-    return files[interact.ask_int("Which .dfm model", 0, (0, len(files) - 1))]
+    from models.loader import choose_newest_or_ask
+    return files[choose_newest_or_ask([p.stem for p in files], folder, ".dfm files", "Choose one of the .dfm models.")]
 
 
 def load_dfm(path: Path, face_type: str | None = None):

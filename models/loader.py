@@ -116,16 +116,22 @@ def choose_saved_model(folder: Path, class_name: str, forced: str | None) -> str
         others = [c for c in MODEL_NAMES if c != class_name and same_kind(c, class_name) and find_models(folder, c)]
         hint = f" (it holds a {others[0]} model: use --model {others[0]})" if others else ""
         raise UserError(f"no trained {class_name} model in this folder{hint}", folder)
+    return names[choose_newest_or_ask(names, folder, f"{class_name} models", "Choose one of saved models.")]
+
+
+def choose_newest_or_ask(names: list[str], folder: Path, what: str, menu_title: str) -> int:
+    """Which of several saved files (`names`, newest first) to use: the only one, else DFL's numbered menu
+    on a terminal, else the newest, saying so and how to choose. Returns its index."""
     if len(names) == 1:
-        return names[0]
+        return 0
     if not interact.is_interactive():
-        log.info(f"{len(names)} {class_name} models in {folder}: using {names[0]!r}, the most recently saved "
+        log.info(f"{len(names)} {what} in {folder}: using {names[0]!r}, the most recently saved "
                  f"(choose one with --force-model-name NAME: {', '.join(names)})")
-        return names[0]
-    print("Choose one of saved models.")
+        return 0
+    print(menu_title)
     for i, n in enumerate(names):
         print(f"[{i}] : {n}" + (" - latest" if i == 0 else ""))
-    return names[interact.ask_int("", 0, (0, len(names) - 1))]
+    return interact.ask_int("", 0, (0, len(names) - 1))
 
 
 def saved_options(files: ModelFiles, cls: type[ModelBase], state_meta: dict) -> dict:

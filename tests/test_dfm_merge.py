@@ -285,3 +285,24 @@ def test_the_xseg_model_is_loaded_only_when_some_face_needs_it(dst, tmp_path, mo
                  aligned=aligned, mask_mode=mode)
     assert sorted(got) == NAMES
     assert bool(loaded) == loads and bool(checked) == loads, (loaded, checked)
+
+
+def test_model_dfm_is_chosen_by_name_else_the_newest_said_else_by_menu(tmp_path, monkeypatch):
+    """`--model DFM` over a folder of several .dfm files: the same choice rules as saved models."""
+    import os
+
+    from core import interact, log
+    for age, stem in enumerate(("carol", "bob", "alice")):  # carol is the newest
+        (tmp_path / f"{stem}.dfm").write_bytes(b"x")
+        os.utime(tmp_path / f"{stem}.dfm", (1_000_000 - age * 10, 1_000_000 - age * 10))
+    assert merger_cli.choose_dfm(tmp_path, "bob").name == "bob.dfm"
+    with pytest.raises(UserError, match=r"no dave\.dfm in this folder.*carol\.dfm"):
+        merger_cli.choose_dfm(tmp_path, "dave")
+    said: list[str] = []
+    monkeypatch.setattr(log, "info", said.append)
+    monkeypatch.setattr(interact, "is_interactive", lambda: False)
+    assert merger_cli.choose_dfm(tmp_path, None).name == "carol.dfm"
+    assert any("using 'carol', the most recently saved" in s and "--force-model-name" in s for s in said)
+    monkeypatch.setattr(interact, "is_interactive", lambda: True)
+    monkeypatch.setattr("builtins.input", lambda prompt="": "2")
+    assert merger_cli.choose_dfm(tmp_path, None).name == "alice.dfm"  # [0] carol, [1] bob, [2] alice
