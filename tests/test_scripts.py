@@ -91,7 +91,7 @@ VIEWERS = {"4.1_data_src_view_aligned_result", "5.1_data_dst_view_aligned_result
 NEEDS_A_PERSON = {"4_data_src_faceset_extract_MANUAL", "5_data_dst_faceset_extract_MANUAL",
                   "5_data_dst_faceset_MANUAL_RE-EXTRACT_DELETED_ALIGNED_DEBUG",
                   "5.XSeg_data_dst_mask_edit", "5.XSeg_data_src_mask_edit", "9_live"} | VIEWERS
-HELPERS = {"_env", "_venv", "setup_and_demo", "setup_and_test"}  # not numbered scripts
+HELPERS = {"_env", "_venv", "_view", "setup_and_demo", "setup_and_test"}  # not numbered scripts
 
 FPS, SECONDS, SIZE = 10, 1.2, (320, 240)
 N_FRAMES = 12  # SECONDS * FPS
