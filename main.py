@@ -270,13 +270,17 @@ def _add_evaluate(sub: argparse._SubParsersAction, common: list[argparse.Argumen
                        help="score a merged result: identity, landmarks, pose, jitter",
                        description="Compare data_dst/merged with the original dst frames and the src faceset: identity "
                                    "similarity (dlib embeddings) to src and to dst, landmark and pose agreement with dst, "
-                                   "frame-to-frame jitter of the face. Also writes <workspace>/evaluation.json.")
+                                   "frame-to-frame jitter of the face and mask-edge flicker of the merged mask, next to the "
+                                   "dst's own. Also writes <workspace>/evaluation.json.")
     p.add_argument("--workspace", default="workspace", help="workspace folder (default: ./workspace)")
     p.add_argument("--max-frames", type=int, default=100, help="consecutive merged frames to score (default 100)")
+    p.add_argument("--compare-dir", action="append", default=[],
+                   help="another merged folder (masks in <folder>_mask), e.g. the same merge with --temporal 0: its "
+                        "landmark jitter and mask-edge flicker are printed beside (repeatable)")
 
     def run(a: argparse.Namespace) -> None:
         from mainscripts.evaluate import evaluate
-        evaluate(a.workspace, max_frames=a.max_frames)
+        evaluate(a.workspace, max_frames=a.max_frames, compare=a.compare_dir)
     p.set_defaults(func=run)
 
 

@@ -11,6 +11,7 @@ frame, so merged videos do not flicker.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import cv2
@@ -117,30 +118,16 @@ def rct(src: np.ndarray, ref: np.ndarray, src_mask: np.ndarray | None = None,
     brightness without tinting. Statistics come from the masked pixels of each image.
     """
     src = _as_image(src, "src")
-    ref = _as_image(ref, "ref")
+    return apply_stats("rct", src, image_stats("rct", src, src_mask), image_stats("rct", ref, ref_mask))
+
+
+def _rct_apply(src: np.ndarray, s: ColourStats, r: ColourStats) -> np.ndarray:
     s_lab = cv2.cvtColor(src, cv2.COLOR_BGR2LAB)
-    r_lab = cv2.cvtColor(ref, cv2.COLOR_BGR2LAB)
-    s_px = _pixels(s_lab, _mask_bool(src_mask, src.shape[:2]))
-    r_px = _pixels(r_lab, _mask_bool(ref_mask, ref.shape[:2]))
-    s_mean, s_std = s_px.mean(0), s_px.std(0)
-    r_mean, r_std = r_px.mean(0), r_px.std(0)
-    scale = r_std / np.maximum(s_std, 1e-3)
-    out = (s_lab.astype(np.float64) - s_mean) * scale + r_mean
+    scale = r.spread / np.maximum(s.spread, 1e-3)
+    out = (s_lab.astype(np.float64) - s.mean) * scale + r.mean
     out[..., 0] = np.clip(out[..., 0], 0.0, 100.0)
     out[..., 1:] = np.clip(out[..., 1:], -127.0, 127.0)
     return _finish(cv2.cvtColor(out.astype(np.float32), cv2.COLOR_LAB2BGR), src)
-
-
-def _means_and_covariances(src: np.ndarray, ref: np.ndarray, src_mask: np.ndarray | None,
-                           ref_mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The checked src image, and the BGR mean and (regularised) covariance of src and ref inside their masks."""
-    src = _as_image(src, "src")
-    ref = _as_image(ref, "ref")
-    s_px = _pixels(src, _mask_bool(src_mask, src.shape[:2]))
-    r_px = _pixels(ref, _mask_bool(ref_mask, ref.shape[:2]))
-    cs = np.cov(s_px, rowvar=False, bias=True) + _EPS * np.eye(3)
-    cr = np.cov(r_px, rowvar=False, bias=True) + _EPS * np.eye(3)
-    return src, s_px.mean(0), r_px.mean(0), cs, cr
 
 
 def lct(src: np.ndarray, ref: np.ndarray, src_mask: np.ndarray | None = None,
@@ -150,10 +137,8 @@ def lct(src: np.ndarray, ref: np.ndarray, src_mask: np.ndarray | None = None,
     x -> Cr^1/2 Cs^-1/2 (x - ms) + mr with symmetric (eigen) square roots: the result's covariance
     is exactly Cr, and unlike rct it also carries correlations between channels.
     """
-    src, s_mean, r_mean, cs, cr = _means_and_covariances(src, ref, src_mask, ref_mask)
-    t = _sqrtm_sym(cr) @ _sqrtm_sym(cs, inverse=True)
-    out = (src.reshape(-1, 3).astype(np.float64) - s_mean) @ t.T + r_mean
-    return _finish(out, src)
+    src = _as_image(src, "src")
+    return apply_stats("lct", src, image_stats("lct", src, src_mask), image_stats("lct", ref, ref_mask))
 
 
 def mkl(src: np.ndarray, ref: np.ndarray, src_mask: np.ndarray | None = None,
@@ -163,12 +148,76 @@ def mkl(src: np.ndarray, ref: np.ndarray, src_mask: np.ndarray | None = None,
 
     Same mean and covariance as lct, with less hue rotation.
     """
-    src, s_mean, r_mean, cs, cr = _means_and_covariances(src, ref, src_mask, ref_mask)
-    cs_half = _sqrtm_sym(cs)
-    cs_inv_half = _sqrtm_sym(cs, inverse=True)
-    t = cs_inv_half @ _sqrtm_sym(cs_half @ cr @ cs_half) @ cs_inv_half
-    out = (src.reshape(-1, 3).astype(np.float64) - s_mean) @ t.T + r_mean
+    src = _as_image(src, "src")
+    return apply_stats("mkl", src, image_stats("mkl", src, src_mask), image_stats("mkl", ref, ref_mask))
+
+
+def _linear_apply(name: str, src: np.ndarray, s: ColourStats, r: ColourStats) -> np.ndarray:
+    cs, cr = s.spread, r.spread
+    if name == "lct":
+        t = _sqrtm_sym(cr) @ _sqrtm_sym(cs, inverse=True)
+    else:  # mkl
+        cs_half = _sqrtm_sym(cs)
+        cs_inv_half = _sqrtm_sym(cs, inverse=True)
+        t = cs_inv_half @ _sqrtm_sym(cs_half @ cr @ cs_half) @ cs_inv_half
+    out = (src.reshape(-1, 3).astype(np.float64) - s.mean) @ t.T + r.mean
     return _finish(out, src)
+
+
+# --- statistics in, statistics out ------------------------------------------------------------------
+# rct, lct and mkl depend on the images only through a few statistics (a mean and a spread per image).
+# Taken apart, the merger can average the dst face's statistics over neighbouring video frames
+# (merger.temporal) so the transferred colour does not flicker with the dst crop's per-frame noise.
+
+@dataclass(frozen=True)
+class ColourStats:
+    """One image's colour statistics inside its mask: the mean and, for rct, the per-channel standard
+    deviation in L*a*b*; for lct and mkl, the (regularised) BGR covariance."""
+
+    mean: np.ndarray  # (3,)
+    spread: np.ndarray  # (3,) standard deviations (rct) or (3, 3) covariance (lct, mkl)
+
+
+def stats_name(mode: str | None) -> str | None:
+    """The algorithm whose statistics `mode` uses, or None when it has no statistics form (none, idt,
+    sot, mix: they match whole distributions)."""
+    if mode is None:
+        return None
+    name = mode[:-2] if mode.endswith("-m") else mode
+    return name if name in ("rct", "lct", "mkl") else None
+
+
+def image_stats(mode: str, img: np.ndarray, mask: np.ndarray | None = None) -> ColourStats:
+    """`img`'s statistics for `mode` (rct, lct, mkl or their -m forms) over the pixels of `mask`."""
+    name = stats_name(mode)
+    if name is None:
+        raise ValueError(f"colour transfer mode '{mode}' has no statistics form")
+    img = _as_image(img, "image")
+    sel = _mask_bool(mask, img.shape[:2])
+    if name == "rct":
+        px = _pixels(cv2.cvtColor(img, cv2.COLOR_BGR2LAB), sel)
+        return ColourStats(px.mean(0), px.std(0))
+    px = _pixels(img, sel)
+    return ColourStats(px.mean(0), np.cov(px, rowvar=False, bias=True) + _EPS * np.eye(3))
+
+
+def apply_stats(mode: str, src: np.ndarray, src_stats: ColourStats, ref_stats: ColourStats) -> np.ndarray:
+    """Move `src` from its statistics `src_stats` to `ref_stats` with `mode`'s mapping."""
+    name = stats_name(mode)
+    src = _as_image(src, "src")
+    if name == "rct":
+        return _rct_apply(src, src_stats, ref_stats)
+    if name in ("lct", "mkl"):
+        return _linear_apply(name, src, src_stats, ref_stats)
+    raise ValueError(f"colour transfer mode '{mode}' has no statistics form")
+
+
+def average_stats(stats: list[ColourStats], weights: np.ndarray | list[float] | None = None) -> ColourStats:
+    """The weighted mean of several images' statistics (standard deviations and covariances are
+    averaged as they are: the frames of one face differ little, and a mean of covariances stays one)."""
+    w = np.ones(len(stats)) if weights is None else np.asarray(weights, np.float64)
+    w = w / w.sum()
+    return ColourStats(sum(wi * s.mean for wi, s in zip(w, stats)), sum(wi * s.spread for wi, s in zip(w, stats)))
 
 
 def idt(src: np.ndarray, ref: np.ndarray, src_mask: np.ndarray | None = None,
@@ -292,3 +341,15 @@ def color_transfer(mode: str | None, src: np.ndarray, ref: np.ndarray, mask: np.
     if mode == "sot-m":
         kwargs["steps"] = 30
     return fn(src, ref, **kwargs)
+
+
+def color_transfer_to(mode: str, src: np.ndarray, ref_stats: ColourStats, mask: np.ndarray | None = None) -> np.ndarray:
+    """`color_transfer` with the reference given by its statistics (a mode with a statistics form, see
+    `stats_name`): `src`'s own statistics are taken as `color_transfer` would take them."""
+    return apply_stats(mode, src, image_stats(mode, src, stats_mask(mode, mask)), ref_stats)
+
+
+def stats_mask(mode: str, mask: np.ndarray | None) -> np.ndarray | None:
+    """The mask `color_transfer` takes `mode`'s statistics in: `mask` for the -m modes and rct, else None."""
+    name = mode[:-2] if mode.endswith("-m") else mode
+    return mask if mask is not None and (mode.endswith("-m") or name in _MASK_AWARE_ALWAYS) else None

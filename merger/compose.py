@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from core.color_transfer import color_transfer
+from core.color_transfer import ColourStats, color_transfer, color_transfer_to, stats_name
 from facelib.crop import CropSpec
 from facelib.face_type import FaceType
 from merger import image_ops, mask_ops
@@ -45,6 +45,10 @@ class FacePrediction:
     dst_mask: np.ndarray  # (R, R) float32 0..1, learned-dst
     xseg_prd: np.ndarray | None = None  # (R, R) float32 0..1, XSeg-prd: made only for the XSeg mask modes
     xseg_dst: np.ndarray | None = None  # (R, R) float32 0..1, XSeg-dst (see merger.xseg_masks)
+    # Temporal merge (merger.temporal) only: the mask-mode mask averaged over the face's track, used instead of
+    # the one of this frame's masks, and the dst face's colour statistics averaged likewise.
+    blend_mask: np.ndarray | None = None  # (R, R) float32 0..1
+    colour_ref: ColourStats | None = None
 
 
 @dataclass(frozen=True)
@@ -78,14 +82,21 @@ class CropMask:
 def face_mask(fp: FacePrediction, cfg: MergeConfig, crops: FaceCrops) -> CropMask:
     """The mask of `cfg.mask_mode`, eroded/dilated and blurred at subres unless the mode is raw."""
     R = crops.resolution
-    hull = mask_ops.dst_hull(np.asarray(fp.landmarks, np.float64), crops.face) if cfg.mask_mode == "dst" else None
-    raw = mask_ops.select_mask(cfg.mask_mode, np.asarray(fp.src_mask, np.float32).reshape(R, R),
-                               np.asarray(fp.dst_mask, np.float32).reshape(R, R), hull, fp.xseg_prd, fp.xseg_dst)
+    raw = np.asarray(fp.blend_mask, np.float32).reshape(R, R) if fp.blend_mask is not None \
+        else raw_face_mask(fp, cfg.mask_mode, crops.face)
     sub = mask_ops.to_subres(raw, R)
     if cfg.mode not in RAW_MODES:
         sub = mask_ops.post_process(sub, R, cfg.erode, cfg.blur)
     at_r = cv2.resize(sub, (R, R), interpolation=cv2.INTER_CUBIC) if sub.shape[0] != R else sub
     return CropMask(np.clip(at_r, 0.0, 1.0), sub)
+
+
+def raw_face_mask(fp: FacePrediction, mask_mode: str, face_crop) -> np.ndarray:
+    """The mask of `mask_mode` before erode and blur, (R, R) in the model crop `face_crop`'s pixels."""
+    R = face_crop.size
+    hull = mask_ops.dst_hull(np.asarray(fp.landmarks, np.float64), face_crop) if mask_mode == "dst" else None
+    return mask_ops.select_mask(mask_mode, np.asarray(fp.src_mask, np.float32).reshape(R, R),
+                                np.asarray(fp.dst_mask, np.float32).reshape(R, R), hull, fp.xseg_prd, fp.xseg_dst)
 
 
 def raw_prediction(fp: FacePrediction, mask: CropMask) -> tuple[np.ndarray, np.ndarray]:
@@ -166,6 +177,7 @@ class _DstReference:
 
     crop: np.ndarray  # (R, R, 3) float32
     area: np.ndarray  # (R, R) float32, 1 where the mask is > 0
+    stats: ColourStats | None = None  # the crop's colour statistics averaged over time (temporal merge)
 
 
 def _swap(fp: FacePrediction, mask: CropMask, crops: FaceCrops, region: FaceRegion, mask_roi: np.ndarray,
@@ -173,7 +185,7 @@ def _swap(fp: FacePrediction, mask: CropMask, crops: FaceCrops, region: FaceRegi
     """overlay / hist-match / seamless / seamless-hist-match: colour-match the prediction, paste it
     through the mask, then apply the post-effects."""
     dst_crop = crops.face.warp(region.whole_frame_u8, cv2.INTER_CUBIC)
-    dst = _DstReference(image_ops.to_float(dst_crop), (mask.at_resolution > 0).astype(np.float32))
+    dst = _DstReference(image_ops.to_float(dst_crop), (mask.at_resolution > 0).astype(np.float32), fp.colour_ref)
     prd = _colour_before_paste(_prediction(fp), dst, cfg)
     pasted = _paste(prd, crops, region, mask_roi, _is_seamless(cfg))
     image = region.frame * (1.0 - mask_roi) + pasted * mask_roi
@@ -185,6 +197,8 @@ def _swap(fp: FacePrediction, mask: CropMask, crops: FaceCrops, region: FaceRegi
 def _colour_transfer(cfg: MergeConfig, face: np.ndarray, dst: _DstReference) -> np.ndarray:
     if cfg.color_transfer == "none":
         return face
+    if dst.stats is not None and stats_name(cfg.color_transfer) is not None:
+        return color_transfer_to(cfg.color_transfer, face, dst.stats, dst.area)
     return color_transfer(cfg.color_transfer, face, dst.crop, dst.area)
 
 
@@ -344,12 +358,17 @@ def face_centre(landmarks: np.ndarray) -> np.ndarray:
 def motion_between(prev_lm: np.ndarray | None, cur_lm: np.ndarray, next_lm: np.ndarray | None) -> Motion:
     """The face's motion at this frame from its neighbours: the mean displacement per frame over
     the previous and next frames (either may be missing), as power (pixels) and angle."""
-    cur = face_centre(cur_lm)
+    return motion_of_centres(None if prev_lm is None else face_centre(prev_lm), face_centre(cur_lm),
+                             None if next_lm is None else face_centre(next_lm))
+
+
+def motion_of_centres(prev: np.ndarray | None, cur: np.ndarray, nxt: np.ndarray | None) -> Motion:
+    """`motion_between` from the face centres (`face_centre`) already known: a sequence computes each once."""
     steps = []
-    if prev_lm is not None:
-        steps.append(cur - face_centre(prev_lm))
-    if next_lm is not None:
-        steps.append(face_centre(next_lm) - cur)
+    if prev is not None:
+        steps.append(cur - prev)
+    if nxt is not None:
+        steps.append(nxt - cur)
     if not steps:
         return Motion()
     v = np.mean(steps, axis=0)

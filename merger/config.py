@@ -25,6 +25,7 @@ SHARPEN_MODES = ("none", "box", "gaussian")
 HIST_MATCH_MODES = ("hist-match", "seamless-hist-match")
 DEFAULT_MORPH = 0.75  # DeepFaceLive's default for AMP models (models.dfm_contract.DEFAULT_MORPH)
 MORPH_STEP = 0.05  # per press of ] or [ (Shift: 0.25)
+TEMPORAL_MAX = 15  # frames on each side: half a second at 30 fps; wider windows blur real expression changes
 
 
 def _knob(key: str, default: int, lo: int, hi: int, question: str, help_text: str, **kw: Any) -> Option:
@@ -70,6 +71,12 @@ MERGE_OPTIONS: tuple[Option, ...] = (
     # Not asked on the console (it is no setting of other models): its flag, the window keys and --config.
     Option("morph_factor", DEFAULT_MORPH, "AMP models: how far the face morphs from dst (0.0) to src (1.0); other "
            "models ignore it.", "Morph factor", "float", valid_range=(0.0, 1.0), clamp=True, ask_if=never),
+    # Not in DFL (its merger works frame by frame): DeepFaceLive-style stabilisation along each dst face track
+    # (merger.temporal). 0 keeps DFL's per-frame merge exactly.
+    _knob("temporal", 0, 0, TEMPORAL_MAX, "Temporal smoothing window (frames each side, 0 = off)",
+          "Stabilise each tracked face over this many frames on each side: the paste position, the blend mask and the "
+          "colour-transfer statistics (rct, lct, mkl) are averaged along the face's track, so the face neither shakes "
+          "nor flickers. Faces without a track id (extract before tracks, DFL facesets) are merged per frame."),
 )
 BY_KEY: dict[str, Option] = {o.key: o for o in MERGE_OPTIONS}
 RANGES: dict[str, tuple[int, int]] = {o.key: (int(o.valid_range[0]), int(o.valid_range[1]))
@@ -102,6 +109,7 @@ class MergeConfig:
     bicubic_degrade: int = _default("bicubic_degrade")
     color_degrade: int = _default("color_degrade")
     morph_factor: float = _default("morph_factor")
+    temporal: int = _default("temporal")
 
     def __post_init__(self) -> None:
         for opt in MERGE_OPTIONS:
@@ -150,6 +158,7 @@ class MergeConfig:
             f"Image denoise power: {self.image_denoise}",
             f"Bicubic degrade power: {self.bicubic_degrade}",
             f"Color degrade power: {self.color_degrade}",
+            f"Temporal smoothing: {self.temporal} frame(s) each side" if self.temporal else "Temporal smoothing: off",
         ]
         if morph:
             lines.append(f"Morph factor: {self.morph_factor:.2f}")
@@ -194,6 +203,7 @@ _STEP_KEYS: dict[str, tuple[str, int]] = {
     "i": ("image_denoise", 1), "k": ("image_denoise", -1),
     "o": ("bicubic_degrade", 1), "l": ("bicubic_degrade", -1),
     "p": ("color_degrade", 1),
+    "t": ("temporal", 1), "g": ("temporal", -1),
 }
 _STEP_KEYS.update({k.upper(): (name, step * 5) for k, (name, step) in list(_STEP_KEYS.items())})
 _STEP_KEYS.update({";": ("color_degrade", -1), ":": ("color_degrade", -5)})
@@ -216,6 +226,7 @@ KEY_HELP: tuple[tuple[str, str], ...] = (
     ("i / k", "image denoise power +/-"),
     ("o / l", "bicubic degrade power +/-"),
     ("p / ; / :", "colour degrade +1 (P: +5) / -1 / -5"),
+    ("t / g", "temporal smoothing window +/- 1 frame each side (0 = off; tracked faces)"),
     ("x", "mask mode"),
     ("c", "colour transfer mode"),
     ("] / [", "morph factor +/- 0.05 (Shift: 0.25; AMP models)"),

@@ -29,6 +29,11 @@ class FrameInfo:
     landmarks: list[np.ndarray] = field(default_factory=list)
     motion: Motion = field(default_factory=Motion)
     baked_masks: list[BakedMask | None] = field(default_factory=list)  # face j's, when j < len
+    track_ids: list[int | None] = field(default_factory=list)  # face j's track (facelib.tracks), when j < len
+
+    def track_id(self, j: int) -> int | None:
+        """Face j's track id (None: untracked, merged frame by frame)."""
+        return self.track_ids[j] if j < len(self.track_ids) else None
 
     @property
     def name(self) -> str:
@@ -75,6 +80,7 @@ def collect_frames(input_dir: str | Path, aligned_dir: str | Path) -> list[Frame
         info.landmarks.append(np.asarray(meta.source_landmarks, np.float64))
         baked = getattr(meta, "xseg_mask", None)
         info.baked_masks.append(None if baked is None else BakedMask.from_array(baked, meta.face_type))
+        info.track_ids.append(getattr(meta, "track_id", None))
     if no_meta:
         log.warning(f"{aligned_dir}: {len(no_meta)} file(s) without face metadata or frame landmarks skipped "
                     f"(e.g. {no_meta[0]})")
@@ -90,11 +96,11 @@ def collect_frames(input_dir: str | Path, aligned_dir: str | Path) -> list[Frame
     if matched == 0:
         raise UserError("no usable aligned faces (none has frame landmarks)", aligned_dir)
     infos = [by_stem[p.stem] for p in frames]
-    _set_motion(infos)
+    set_motion(infos)
     return infos
 
 
-def _set_motion(infos: list[FrameInfo]) -> None:
+def set_motion(infos: list[FrameInfo]) -> None:
     """Motion vectors from the face's centre in the neighbouring frames. Like DFL, off when any
     frame has several faces (which face is which between frames is unknown)."""
     if any(len(i.landmarks) > 1 for i in infos):

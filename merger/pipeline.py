@@ -21,6 +21,7 @@ from core.image_io import read_image, write_image
 from core.workers import run_pool
 from facelib.crop import CropSpec
 from facelib.face_type import FaceType
+from merger import temporal
 from merger.compose import FacePrediction, Motion, compose_frame, crop_for_model
 from merger.config import MergeConfig
 from merger.frames import FrameInfo
@@ -198,6 +199,55 @@ def predict_batches(infos: list[FrameInfo], cfg_of: Callable[[int], MergeConfig]
             yield jobs
 
 
+def stabilised_batches(batches: Iterator[list[MergeJob]], infos: list[FrameInfo], cfg_of: Callable[[int], MergeConfig],
+                       runs: list[list[temporal.FaceKey]]) -> Iterator[list[MergeJob]]:
+    """The temporal merge's second stage (merger.temporal): each job is held back until the model has
+    predicted `temporal` frames past it, then its tracked faces get the mask and colour statistics averaged
+    over their neighbours. Each face's sample is taken once, under its own frame's settings, and dropped
+    once no later frame can reach it."""
+    index = temporal.run_index(runs)
+    reach = max((cfg_of(k).temporal for k in range(len(infos))), default=0)
+    held: dict[int, MergeJob] = {}
+    samples: dict[temporal.FaceKey, temporal.FaceSample] = {}
+    next_out = 0
+    try:
+        for jobs in batches:
+            for job in jobs:
+                held[job.index] = job
+                for j, fp in enumerate(job.faces):
+                    if (job.index, j) in index and job.frame is not None:
+                        samples[(job.index, j)] = temporal.face_sample(job.frame, fp, job.cfg, job.crop)
+            last = max(held) if held else next_out - 1
+            ready = []
+            while next_out in held and next_out + reach <= last:
+                ready.append(_stabilised(held.pop(next_out), samples, index))
+                next_out += 1
+            for key in [key for key in samples if key[0] < next_out - reach]:
+                del samples[key]
+            if ready:
+                yield ready
+        rest = [_stabilised(held.pop(k), samples, index) for k in sorted(held)]
+        if rest:
+            yield rest
+    finally:
+        batches.close()
+
+
+def _stabilised(job: MergeJob, samples: dict, index: dict) -> MergeJob:
+    """The job with each tracked face averaged over the samples within its frame's `temporal` window."""
+    r = job.cfg.temporal
+    if r <= 0:
+        return job
+    faces = []
+    for j, fp in enumerate(job.faces):
+        if (job.index, j) in index:
+            run, pos = index[(job.index, j)]
+            fp = temporal.stabilise(fp, [(samples[key], w) for key, w in temporal.window(run, pos, r) if key in samples])
+        faces.append(fp)
+    job.faces = faces
+    return job
+
+
 class JobFeed(collections.abc.Sequence):
     """The merge jobs as the pool takes them, by index: filled in order by `feed_jobs` (the model's
     loop, in a background thread, so prediction overlaps compositing); reading a job waits until it
@@ -275,7 +325,7 @@ def feed_jobs(feed: JobFeed, batches: Iterator[list[MergeJob]], batch: int) -> N
             if jobs is None:
                 return
             feed.put(jobs)
-            start += max(1, batch)
+            start = max([start] + [job.index + 1 for job in jobs])
     except BaseException as e:  # noqa: BLE001 - re-raised in the pool's thread by the feed
         feed.fail(e)
     finally:
@@ -306,9 +356,14 @@ def run_merge(infos: list[FrameInfo], cfg: MergeConfig | Sequence[MergeConfig], 
     cfg_of = (lambda k: cfg) if isinstance(cfg, MergeConfig) else (lambda k: cfg[k])
     batch = max(1, batch)
     feed = JobFeed(len(infos), ahead=batch)
-    model_loop = threading.Thread(target=feed_jobs, name="merge-predict", daemon=True,
-                                  args=(feed, predict_batches(infos, cfg_of, predictor, output_dir, mask_dir, batch, xseg),
-                                        batch))
+    runs = temporal.track_runs(infos) if any(cfg_of(k).temporal > 0 for k in range(len(infos))) else []
+    if runs:  # temporal merge: smoothed crops first, then masks and colours averaged as predictions come in
+        infos = temporal.smooth_landmarks(infos, lambda k: cfg_of(k).temporal, runs)
+        batches = stabilised_batches(predict_batches(infos, cfg_of, predictor, output_dir, mask_dir, batch, xseg),
+                                     infos, cfg_of, runs)
+    else:
+        batches = predict_batches(infos, cfg_of, predictor, output_dir, mask_dir, batch, xseg)
+    model_loop = threading.Thread(target=feed_jobs, name="merge-predict", daemon=True, args=(feed, batches, batch))
     model_loop.start()
     merged, failed, peak = 0, [], 0.0
     results = run_pool(merge_worker, feed, workers=workers, name_of=lambda j: j.frame_path.name,

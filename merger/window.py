@@ -20,6 +20,7 @@ from core.display import WINDOW_WIDTH
 from core.image_io import read_image, write_image
 from core.keys import KeyReader
 from facelib.face_type import FaceType
+from merger import temporal
 from merger.compose import FacePrediction, compose_frame
 from merger.config import CHOICES, KEY_HELP, MORPH_KEYS, MergeConfig, apply_key, is_setting_key
 from merger.frames import FrameInfo
@@ -163,7 +164,8 @@ class MergerController:
         parts = [f"{WINDOW_NAME} - frame {self.index + 1}/{self.n} {name} -", c.mode, f"mask={c.mask_mode}",
                  f"ct={c.color_transfer}", f"erode={c.erode}", f"blur={c.blur}", f"motion={c.motion_blur}",
                  f"scale={c.output_face_scale}", f"sharpen={c.sharpen_mode}:{c.sharpen_amount}",
-                 f"denoise={c.image_denoise}", f"bicubic={c.bicubic_degrade}", f"cdegrade={c.color_degrade}"]
+                 f"denoise={c.image_denoise}", f"bicubic={c.bicubic_degrade}", f"cdegrade={c.color_degrade}",
+                 f"temporal={c.temporal}"]
         if self.has_morph:
             parts.append(f"morph={c.morph_factor:.2f}")
         text = " ".join(parts) + hist + f" zoom={self.view.zoom:.1f}"
@@ -182,27 +184,39 @@ class FrameMerger:
     """Merges one frame at a time in this process; model predictions are cached per frame, so
     changing a setting only re-composites (a model with a morph factor predicts again when it changes).
     XSeg masks are made the first time a frame's mask mode needs them (with `xseg`, loaded then), and
-    cached with the predictions."""
+    cached with the predictions. With a temporal window (merger.temporal) a tracked face is predicted on its
+    smoothed landmarks, and its neighbours along the track are predicted too (and cached), as batch mode does."""
 
     def __init__(self, infos: list[FrameInfo], predictor, output_dir: Path, mask_dir: Path, cache_frames: int = 8,
                  xseg: LazyMasker | None = None):
         self.infos, self.predictor = infos, predictor
         self.xseg = xseg or LazyMasker(None)
         self.output_dir, self.mask_dir = Path(output_dir), Path(mask_dir)
-        self._cache: dict[int, tuple[np.ndarray, list[FacePrediction], float | None]] = {}
+        self._cache: dict[int, tuple[np.ndarray, list[FacePrediction], tuple]] = {}
         self._order: list[int] = []
         self.has_morph = bool(getattr(predictor, "has_morph", False))
         self.cache_frames = cache_frames
+        self._runs = temporal.track_runs(infos)
+        self._run_of = temporal.run_index(self._runs)
+        self._smoothed: dict[int, list[FrameInfo]] = {0: infos}
 
-    def _frame(self, i: int, morph: float) -> tuple[np.ndarray, list[FacePrediction]]:
-        key = morph if self.has_morph else None
-        if i in self._cache and self._cache[i][2] != key:  # the morph factor changed: predict again
+    def _infos(self, radius: int) -> list[FrameInfo]:
+        """The frames with their tracked faces' landmarks smoothed over `radius` frames (0: as extracted)."""
+        if not self._runs:
+            return self.infos
+        if radius not in self._smoothed:
+            self._smoothed[radius] = temporal.smooth_landmarks(self.infos, lambda k: radius, self._runs)
+        return self._smoothed[radius]
+
+    def _frame(self, i: int, morph: float, radius: int = 0) -> tuple[np.ndarray, list[FacePrediction]]:
+        key = (morph if self.has_morph else None, radius if self._runs else 0)
+        if i in self._cache and self._cache[i][2] != key:  # the morph factor or the smoothing changed: predict again
             frame = self._cache[i][0]
-            info = self.infos[i]
+            info = self._infos(key[1])[i]
             faces = predict_faces(self.predictor, frame, info.landmarks, morph=morph)[0] if info.landmarks else []
             self._cache[i] = (frame, faces, key)
         if i not in self._cache:
-            info = self.infos[i]
+            info = self._infos(key[1])[i]
             frame = read_image(info.path)
             faces = predict_faces(self.predictor, frame, info.landmarks, morph=morph)[0] if info.landmarks else []
             self._cache[i] = (frame, faces, key)
@@ -216,14 +230,34 @@ class FrameMerger:
         """Whether `mask_mode` can be used: an XSeg mode loads the XSeg model the first time it is asked."""
         return not needs_xseg(mask_mode) or self.xseg.get() is not None
 
-    def merge(self, i: int, cfg: MergeConfig) -> tuple[np.ndarray, np.ndarray]:
-        frame, faces = self._frame(i, cfg.morph_factor)
+    def _predicted(self, i: int, cfg: MergeConfig) -> tuple[np.ndarray, list[FacePrediction]]:
+        """Frame i and its faces' predictions, with the XSeg masks `cfg`'s mask mode needs."""
+        frame, faces = self._frame(i, cfg.morph_factor, cfg.temporal)
         need = XSegNeed.of([cfg.mask_mode])
         if need and faces:  # the same masks batch mode makes (merger.pipeline.predict_faces)
             baked = [self.infos[i].baked_mask(j) for j in range(len(faces))]
             fill_xseg(faces, [frame] * len(faces), baked, self.xseg.get(), need, model_crop(self.predictor))
+        return frame, faces
+
+    def merge(self, i: int, cfg: MergeConfig) -> tuple[np.ndarray, np.ndarray]:
+        r = cfg.temporal if self._runs else 0
+        self.cache_frames = max(self.cache_frames, 2 * r + 2)  # the whole window stays predicted
+        frame, faces = self._predicted(i, cfg)
+        if r > 0:  # as batch mode (merger.pipeline.stabilised_batches), this frame's settings for all
+            spec = model_crop(self.predictor)
+            stable = []
+            for j, fp in enumerate(faces):
+                if (i, j) in self._run_of:
+                    run, pos = self._run_of[(i, j)]
+                    samples = []
+                    for (k, jk), w in temporal.window(run, pos, r):
+                        frame_k, faces_k = (frame, faces) if k == i else self._predicted(k, cfg)
+                        samples.append((temporal.face_sample(frame_k, faces_k[jk], cfg, spec), w))
+                    fp = temporal.stabilise(fp, samples)
+                stable.append(fp)
+            faces = stable
         image, mask = compose_frame(frame, faces, cfg, int(self.predictor.resolution),
-                                    FaceType(self.predictor.face_type), self.infos[i].motion)
+                                    FaceType(self.predictor.face_type), self._infos(r)[i].motion)
         out, mask_path = output_paths(self.infos[i].path, self.output_dir, self.mask_dir)
         write_image(out, image)
         write_image(mask_path, mask)
