@@ -36,3 +36,14 @@ def draw_crop_square(image: np.ndarray, face_to_frame: np.ndarray, size: int, co
     tri = np.array([[size * 0.45, size * 0.02], [size * 0.55, size * 0.02], [size * 0.5, size * 0.08]])
     tri = tri @ face_to_frame[:, :2].T + face_to_frame[:, 2]
     cv2.fillConvexPoly(image, np.round(tri).astype(np.int32), colour, lineType=cv2.LINE_AA)
+
+
+def draw_track_id(image: np.ndarray, rect, track_id: int | None, scale: float | None = None) -> None:
+    """`track N` (`new track` for None) above a face's box, on a dark backing so it reads on any frame
+    (debug images, the manual window)."""
+    text = "new track" if track_id is None else f"track {track_id}"
+    scale = scale or max(0.4, min(2.0, (rect[2] - rect[0]) / 160.0))
+    (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    x, y = int(max(rect[0], 0)), int(max(rect[1] - 4, h + 2))
+    cv2.rectangle(image, (x, y - h - 2), (x + w + 2, y + base), (0, 0, 0), -1)
+    cv2.putText(image, text, (x + 1, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 255, 255), 1, cv2.LINE_AA)

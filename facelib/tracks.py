@@ -123,6 +123,7 @@ class TrackFace:
 class Track:
     id: int
     faces: list[TrackFace] = field(default_factory=list)
+    known: int | None = None  # the track id its already written faces carry (a resumed or manual pass)
 
     @property
     def last(self) -> TrackFace:
@@ -141,11 +142,16 @@ def centre_size(face: DetectedFace) -> tuple[np.ndarray, float]:
 
 def link(numbers: Sequence[int], faces: Sequence[Sequence[DetectedFace]],
          cuts: Sequence[bool] | None = None,
-         embeddings: Sequence[Sequence[np.ndarray | None]] | None = None) -> list[Track]:
+         embeddings: Sequence[Sequence[np.ndarray | None]] | None = None,
+         known: Sequence[Sequence[int | None]] | None = None) -> list[Track]:
     """Tracks over frames given IN TIME ORDER: `numbers[t]` frame numbers (increasing), `faces[t]`
     the faces found there, `cuts[t]` whether frame t starts a new shot, `embeddings[t][j]` face j's
-    identity descriptor or None. Every face is in exactly one track; ids count from 0 in order of
-    appearance."""
+    identity descriptor or None, `known[t][j]` the track id face j already has (a face written by an
+    earlier run) or None. Every face is in exactly one track; ids count from 0 in order of appearance.
+
+    A face with a known id joins the active track of that id; when there is none it may take over an
+    active track of new faces that it continues (the track then has that id: `Track.known`), else it
+    starts one. New faces continue any active track, known or not."""
     from scipy.optimize import linear_sum_assignment
 
     tracks: list[Track] = []
@@ -155,26 +161,70 @@ def link(numbers: Sequence[int], faces: Sequence[Sequence[DetectedFace]],
             active = []
         active = [tr for tr in active if numbers[t] - numbers[tr.last.frame] <= MAX_GAP + 1]
         embs = list(embeddings[t]) if embeddings is not None else [None] * len(frame_faces)
+        ids = list(known[t]) if known is not None else [None] * len(frame_faces)
         matched: dict[int, Track] = {}
-        if active and frame_faces:
-            cost = np.full((len(active), len(frame_faces)), np.inf)
-            for i, track in enumerate(active):
-                for j, face in enumerate(frame_faces):
-                    cost[i, j] = _link_cost(track, numbers, numbers[t], face, embs[j])
+        for j, k in enumerate(ids):  # known faces first: their track is decided by their id
+            track = next((tr for tr in active if k is not None and tr.known == k and tr not in matched.values()), None)
+            if track is not None:
+                matched[j] = track
+        free = [tr for tr in active if tr not in matched.values()]
+        open_faces = [j for j in range(len(frame_faces)) if j not in matched]
+        if free and open_faces:
+            cost = np.full((len(free), len(open_faces)), np.inf)
+            for a, track in enumerate(free):
+                for b, j in enumerate(open_faces):
+                    if ids[j] is None or track.known is None:  # a known face never joins another id's track
+                        cost[a, b] = _link_cost(track, numbers, numbers[t], frame_faces[j], embs[j])
             finite = np.where(np.isfinite(cost), cost, 1e6)
-            for i, j in zip(*linear_sum_assignment(finite)):
-                if np.isfinite(cost[i, j]):
-                    matched[j] = active[i]
+            for a, b in zip(*linear_sum_assignment(finite)):
+                if np.isfinite(cost[a, b]):
+                    matched[open_faces[b]] = free[a]
         next_active = [tr for tr in active if tr not in matched.values()]
         for j, face in enumerate(frame_faces):
             track = matched.get(j)
             if track is None:
                 track = Track(len(tracks))
                 tracks.append(track)
+            if ids[j] is not None:
+                track.known = ids[j]
             track.faces.append(TrackFace(t, face, embs[j]))
             next_active.append(track)
         active = next_active
     return tracks
+
+
+def continue_ids(numbers: Sequence[int], faces: Sequence[Sequence[DetectedFace]],
+                 known: Sequence[Sequence[int | None]], first_id: int,
+                 cuts: Sequence[bool] | None = None) -> list[list[int]]:
+    """A track id for every face (frames IN TIME ORDER): a known id stays; a new face takes the id of
+    the track it continues, forward or backward in time (a face placed by hand between, before or after
+    a track's written faces), else a new id from `first_id` on, in order of appearance. For faces that
+    are all kept (placed by hand): nothing is dropped or filled."""
+    forward = link(numbers, faces, cuts, known=known)
+    back_cuts = None if cuts is None else [False, *reversed(list(cuts)[1:])]  # a cut before t is one after t backward
+    backward = link([-n for n in reversed(numbers)], list(reversed(faces)), back_cuts,
+                    known=list(reversed(known)))
+    last = len(faces) - 1
+    back_id = {(last - f.frame, _index_of(faces[last - f.frame], f.face)): tr.known
+               for tr in backward for f in tr.faces}
+    out = [[-1] * len(f) for f in faces]
+    fresh = first_id
+    for track in sorted(forward, key=lambda tr: tr.faces[0].frame):
+        track_id = track.known
+        if track_id is None:  # no written face ahead of it: maybe one after it
+            votes = [back_id[(f.frame, _index_of(faces[f.frame], f.face))] for f in track.faces]
+            track_id = next((v for v in votes if v is not None), None)
+        if track_id is None:
+            track_id, fresh = fresh, fresh + 1
+        for f in track.faces:
+            out[f.frame][_index_of(faces[f.frame], f.face)] = track_id
+    for t, ids in enumerate(out):  # two faces of one frame never share an id
+        seen: set[int] = set()
+        for j, k in enumerate(ids):
+            if k in seen:
+                ids[j], fresh = fresh, fresh + 1
+            seen.add(ids[j])
+    return out
 
 
 def _link_cost(track: Track, numbers: Sequence[int], number: int, face: DetectedFace,

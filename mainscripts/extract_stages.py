@@ -1,5 +1,6 @@
 """The stages of `extract` (mainscripts/extractor.py): the per-frame worker, the resume journal, starting
-over, running frame jobs on the pool, and the two-pass modes (manual window, smoothed landmarks).
+over, running frame jobs on the pool, and the two-pass modes (manual window, smoothed landmarks). The
+tracking pass of a video's frames is mainscripts/extract_tracks.py.
 
 Every face file is written atomically and every finished frame is appended to the journal, so a killed
 run resumes exactly where it stopped (frames with no face included) and never leaves a truncated JPEG.
@@ -11,8 +12,9 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -24,13 +26,16 @@ from core.image_io import read_image, write_image
 from core.workers import run_pool
 from facelib.crop import Crop, CropSpec
 from facelib.detected_face import DetectedFace
-from facelib.draw import BLUE, RED, draw_crop_square, draw_landmarks, draw_rect
+from facelib.draw import BLUE, RED, draw_crop_square, draw_landmarks, draw_rect, draw_track_id
 from facelib.face_type import FaceType
 from facelib.identity import DEFAULT_THRESHOLD
 from facelib.plausibility import DEFAULT_THRESHOLD as DEFAULT_PLAUSIBILITY
 from faceset.face_file import write_aligned_face
 from faceset.faceset import Face
 from faceset.meta import FaceMeta
+
+if TYPE_CHECKING:
+    from mainscripts.extract_tracks import ManualTracks
 
 AUTO_DETECTORS = ("centerface", "dlib-hog")
 JOURNAL_NAME = ".extract_journal.jsonl"
@@ -64,6 +69,8 @@ class FrameJob:
     detect_only: bool = False
     track_ids: list[int | None] | None = None  # per face of `faces` (tracked video frames)
     identity_checked: bool = False  # the identity filter already decided (per track): do not check again
+    stage: bool = False  # detect_only: write the faces now (`finish_staged` adds their track ids), so that
+    # the frame is decoded once and one pool does the whole run
 
 
 @dataclass
@@ -76,6 +83,7 @@ class FrameOutcome:
     write_error: str | None = None  # a face or debug image could not be written (disk full ...)
     signature: np.ndarray | None = None  # detect_only: the frame's colour signature (cut detection)
     distances: list[float] | None = None  # detect_only with an identity filter: per face, to the references
+    staged: int = 0  # stage jobs: faces written as <stem>_<n>.jpg, n in the order of `faces`
 
 
 # --- worker side -------------------------------------------------------------------------------
@@ -118,8 +126,12 @@ class FrameExtractor:
             distances = None
             if self.identity is not None:
                 distances = [self.identity.distance(image, p.face.landmarks) for p in found]
-            return FrameOutcome(job.path.name, faces=[p.face for p in found], rejected_implausible=rejected,
-                                signature=frame_signature(image), distances=distances)
+            outcome = FrameOutcome(job.path.name, faces=[p.face for p in found], rejected_implausible=rejected,
+                                   signature=frame_signature(image), distances=distances)
+            if job.stage:
+                outcome.write_error = self._try_write(job.path, image, found, None)
+                outcome.staged = 0 if outcome.write_error else len(found)
+            return outcome
         outcome = self.write_faces(job.path, image, found, job.track_ids, job.identity_checked)
         outcome.rejected_implausible = rejected
         return outcome
@@ -165,30 +177,35 @@ class FrameExtractor:
             kept_ids.append(track_id)
         if self.s.max_faces:
             kept, kept_ids = kept[: self.s.max_faces], kept_ids[: self.s.max_faces]
-        try:
-            self._write(frame_path, image, kept, kept_ids)
-        except (UserError, OSError) as e:  # not a bad frame: the run cannot go on (see run_jobs)
-            outcome.write_error = str(e) if isinstance(e, UserError) else str(disk_error(e, e.filename or frame_path))
-            return outcome
-        outcome.faces_written = len(kept)
+        outcome.write_error = self._try_write(frame_path, image, kept, kept_ids)
+        if outcome.write_error is None:
+            outcome.faces_written = len(kept)
         return outcome
+
+    def _try_write(self, frame_path: Path, image: np.ndarray, kept: list[PlacedFace],
+                   track_ids: list[int | None] | None) -> str | None:
+        """`_write`, with a failure to write (not a bad frame: the run cannot go on, see run_jobs) as its message."""
+        try:
+            self._write(frame_path, image, kept, track_ids)
+        except (UserError, OSError) as e:
+            return str(e) if isinstance(e, UserError) else str(disk_error(e, e.filename or frame_path))
+        return None
+
+    def meta(self, frame_path: Path, placed: PlacedFace, track_id: int | None) -> FaceMeta:
+        """The metadata of one written face."""
+        face, crop = placed.face, placed.crop
+        return FaceMeta(face_type=self.face_type, landmarks=crop.to_face(face.landmarks),
+                        source_filename=frame_path.name, source_rect=tuple(int(round(v)) for v in face.rect),
+                        source_landmarks=face.landmarks, image_to_face_mat=crop.mat, track_id=track_id)
 
     def _write(self, frame_path: Path, image: np.ndarray, kept: list[PlacedFace],
                track_ids: list[int | None] | None = None) -> None:
         debug = image.copy() if self.s.debug_dir is not None else None
         ids = track_ids if track_ids is not None else [None] * len(kept)
-        for idx, (face, crop, track_id) in enumerate((p.face, p.crop, t) for p, t in zip(kept, ids)):
-            meta = FaceMeta(
-                face_type=self.face_type,
-                landmarks=crop.to_face(face.landmarks),
-                source_filename=frame_path.name,
-                source_rect=tuple(int(round(v)) for v in face.rect),
-                source_landmarks=face.landmarks,
-                image_to_face_mat=crop.mat,
-                track_id=track_id,
-            )
-            write_aligned_face(self.s.output_dir / f"{frame_path.stem}_{idx}.jpg", crop.warp(image), meta,
-                               self.s.jpeg_quality)
+        for idx, (placed, track_id) in enumerate(zip(kept, ids)):
+            face, crop = placed.face, placed.crop
+            write_aligned_face(self.s.output_dir / f"{frame_path.stem}_{idx}.jpg", crop.warp(image),
+                               self.meta(frame_path, placed, track_id), self.s.jpeg_quality)
             if debug is not None:
                 draw_landmarks(debug, face.landmarks)
                 draw_rect(debug, face.rect, BLUE)
@@ -197,16 +214,6 @@ class FrameExtractor:
                     draw_track_id(debug, face.rect, track_id)
         if debug is not None:
             write_image(self.s.debug_dir / f"{frame_path.stem}.jpg", debug, DEBUG_JPEG_QUALITY)
-
-
-def draw_track_id(image: np.ndarray, rect: tuple[float, float, float, float], track_id: int) -> None:
-    """`track N` above the detector box, on a dark backing so it reads on any frame."""
-    text = f"track {track_id}"
-    scale = max(0.4, min(2.0, (rect[2] - rect[0]) / 160.0))
-    (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-    x, y = int(max(rect[0], 0)), int(max(rect[1] - 4, h + 2))
-    cv2.rectangle(image, (x, y - h - 2), (x + w + 2, y + base), (0, 0, 0), -1)
-    cv2.putText(image, text, (x + 1, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 255, 255), 1, cv2.LINE_AA)
 
 
 def make_worker(settings: FrameSettings) -> FrameExtractor:
@@ -350,15 +357,18 @@ def run_jobs(factory, jobs: list[FrameJob], workers: int, journal: Journal, stat
 
 
 def manual_faces(frames: list[Path], window_size: int,
-                 initial: dict[int, DetectedFace] | None = None) -> dict[int, list[DetectedFace]]:
+                 initial: dict[int, DetectedFace] | None = None,
+                 tracks: ManualTracks | None = None) -> dict[int, list[DetectedFace]]:
     """Run the manual window; returns {frame index: [face]} for accepted frames ([] when skipped).
-    `initial` pre-places a locked rect on some frames (their earlier face)."""
+    `initial` pre-places a locked rect on some frames (their earlier face); `tracks` (a video's frames)
+    shows the track id a face would get, live, over the rect."""
     from core.display import display_problem
-    from mainscripts.manual_extract import run_manual_pass
+    from mainscripts import manual_extract
     problem = display_problem()
     if problem is not None:
         raise UserError(f"manual extraction opens a window: run it in a desktop session ({problem})")
-    decided = run_manual_pass(frames, window_size=window_size, initial=initial)
+    track_of = tracks.label if tracks is not None and tracks.enabled else None
+    decided = manual_extract.run_manual_pass(frames, window_size=window_size, initial=initial, track_of=track_of)
     return {i: ([face] if face is not None else []) for i, face in decided.items()}
 
 
@@ -380,103 +390,6 @@ def detect_and_smooth(frames: list[Path], settings: FrameSettings, workers: int,
         for face, points in zip(faces, smoothed[i]):
             face.landmarks = points
     return found
-
-
-@dataclass
-class Tracked:
-    """What the tracking pass decided: per frame (index in the frames given) its faces and their track
-    ids, and what it counted."""
-
-    faces: dict[int, list[DetectedFace]]
-    track_ids: dict[int, list[int]]
-    tracks: int = 0
-    filled: int = 0  # faces added where the detector missed them
-    untracked: int = 0  # detections dropped because they joined no track
-    identity_rejected: int = 0  # faces of tracks the identity filter rejected
-    implausible: int = 0
-    cuts: int = 0
-    video: bool = True  # False: numbered frames that did not look like a video (no tracks made)
-
-
-def detect_and_track(frames: list[Path], numbers: list[int], settings: FrameSettings, workers: int, debug: bool,
-                     envs: list[dict[str, str]] | None = None, smooth: bool = False,
-                     first_id: int = 0) -> Tracked:
-    """First pass for a video's frames: find faces in every frame, link them into tracks (facelib.tracks),
-    fill short gaps, drop faces that join no track, decide --reference-face per track (median distance
-    of its detected faces), optionally smooth each track's landmarks. Track ids start at `first_id`."""
-    from facelib import tracks as tr
-    from facelib.landmarks import landmarks
-
-    factory = functools.partial(make_worker, settings)
-    outcomes: dict[int, FrameOutcome] = {}
-    for result in run_pool(factory, [FrameJob(f, detect_only=True) for f in frames], workers=workers,
-                           name_of=lambda j: j.path.name, desc="Finding faces", unit="frame",
-                           worker_envs=envs, debug=debug):
-        if result.ok:  # unreadable frames are reported by the write pass
-            outcomes[result.index] = result.value
-    order = [i for i in sorted(range(len(frames)), key=lambda i: numbers[i]) if i in outcomes]
-    nums = [numbers[i] for i in order]
-    sigs = [outcomes[i].signature for i in order]
-    faces = [outcomes[i].faces for i in order]
-    if not tr.looks_like_video(sigs):
-        log.info("The frames are numbered but do not look like a video (neighbouring frames differ): "
-                 "no tracks, every face found is kept")
-        return Tracked({i: faces[t] for t, i in enumerate(order)}, {}, video=False,
-                       implausible=sum(o.rejected_implausible for o in outcomes.values()))
-    cuts = tr.find_cuts(sigs)
-    dists = [outcomes[i].distances for i in order]
-    tracks = tr.link(nums, faces, cuts)
-    out = Tracked({i: [] for i in order}, {i: [] for i in order}, cuts=sum(cuts),
-                  implausible=sum(o.rejected_implausible for o in outcomes.values()))
-    kept = []
-    for track in tracks:
-        if len(track.faces) < tr.MIN_TRACK:
-            out.untracked += len(track.faces)
-            continue
-        if settings.reference_faces and dists[0] is not None:
-            d = [dists[f.frame][next(j for j, x in enumerate(faces[f.frame]) if x is f.face)] for f in track.faces]
-            if float(np.median(d)) > settings.identity_threshold:
-                out.identity_rejected += len(track.faces)
-                continue
-        kept.append(track)
-    checker = FrameExtractor(replace(settings, detector="manual", reference_faces=())) if kept else None
-
-    def read(t: int) -> np.ndarray | None:
-        try:
-            return read_image(frames[order[t]])
-        except UserError:
-            return None
-    # linking ends every track at a cut, so no gap spans one
-    out.filled = tr.fill_gaps(kept, nums, read, landmarks, checker.face_like if checker else None)
-    if smooth:
-        from facelib.smoothing import smooth_track
-        for track in kept:
-            points = smooth_track(np.stack([f.face.landmarks for f in track.faces]))
-            for f, p in zip(track.faces, points):
-                f.face.landmarks = p
-    for n, track in enumerate(sorted(kept, key=lambda t: t.faces[0].frame)):
-        for f in track.faces:
-            out.faces[order[f.frame]].append(f.face)
-            out.track_ids[order[f.frame]].append(first_id + n)
-    for i in order:  # largest first in each frame, as the detector gives them (face index 0 = largest)
-        pairs = sorted(zip(out.faces[i], out.track_ids[i]), key=lambda p: -p[0].area)
-        out.faces[i], out.track_ids[i] = [p[0] for p in pairs], [p[1] for p in pairs]
-    out.tracks = len(kept)
-    return out
-
-
-def next_track_id(out_dir: Path) -> int:
-    """One more than the largest track id among the faces already in `out_dir` (0 for none), so a resumed
-    extraction never gives a new track the id of an old one."""
-    top = -1
-    for p in existing_faces(out_dir):
-        try:
-            meta = Face(p.name, p).meta()
-        except UserError:
-            continue
-        if meta is not None and meta.track_id is not None:
-            top = max(top, meta.track_id)
-    return top + 1
 
 
 def deleted_debug_frames(frames: list[Path], out_dir: Path, debug_dir: Path, journal: Journal) -> list[Path]:
@@ -519,10 +432,13 @@ def _face_from_meta(meta: FaceMeta) -> DetectedFace | None:
 
 
 def reextract_deleted_debug(frames: list[Path], out_dir: Path, debug_dir: Path, journal: Journal, factory,
-                            window_size: int, debug: bool, envs: list[dict[str, str]] | None) -> dict[str, int]:
+                            window_size: int, debug: bool, envs: list[dict[str, str]] | None,
+                            with_tracks: bool = True) -> dict[str, int]:
     """--manual-output-debug-fix: the frames whose debug image was deleted go through the manual window
     (their earlier face pre-placed); for each frame decided there, its old faces move to the trash and
-    the new face and debug image are written. Frames left undecided (q) keep their old faces."""
+    the new face and debug image are written. Frames left undecided (q) keep their old faces.
+    `with_tracks` (a video's frames): a new face takes the track id of the track it continues in the
+    frames around it (ManualTracks), else a new one."""
     if not debug_dir.is_dir():
         raise UserError("no debug folder to compare with: run extract with --output-debug first", debug_dir)
     todo = deleted_debug_frames(frames, out_dir, debug_dir, journal)
@@ -534,7 +450,10 @@ def reextract_deleted_debug(frames: list[Path], out_dir: Path, debug_dir: Path, 
     log.info(f"Re-extracting by hand the {len(todo)} frames whose debug image was deleted")
     old = {i: _old_faces(out_dir, f) for i, f in enumerate(todo)}
     initial = {i: face for i, faces in old.items() if faces and (face := _face_from_meta(faces[0][1])) is not None}
-    decided = manual_faces(todo, window_size, initial)
+    from mainscripts.extract_tracks import ManualTracks
+    tracks = ManualTracks(frames, todo, out_dir, skip={f.name for f in todo}) if with_tracks else None
+    decided = manual_faces(todo, window_size, initial, tracks)
+    ids = tracks.ids(decided) if tracks is not None else {}
     old_paths = [p for i in decided for p, _ in old[i]]
     if old_paths:
         trash = new_trash_folder(trash_dir(out_dir))
@@ -544,7 +463,7 @@ def reextract_deleted_debug(frames: list[Path], out_dir: Path, debug_dir: Path, 
             except OSError as e:
                 raise disk_error(e, trash / p.name) from None
         log.info(f"Moved {len(old_paths)} faces of the re-extracted frames to {trash}")
-    jobs = [FrameJob(todo[i], faces) for i, faces in sorted(decided.items())]
+    jobs = [FrameJob(todo[i], faces, track_ids=ids.get(i)) for i, faces in sorted(decided.items())]
     no_face = run_jobs(factory, jobs, 0, journal, stats, debug, "Writing re-extracted faces", envs)
     stats["no_face"] = len(no_face)
     stats["reextracted"] = len(jobs)

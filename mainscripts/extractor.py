@@ -2,10 +2,11 @@
 
 The settings are declared once (EXTRACT_OPTIONS): each has a flag, a DFL-style prompt asked when the flag
 is missing and stdin is a terminal, and a default used without one. `extract` runs in stages (see
-mainscripts/extract_stages.py): check the folders, complete the settings, plan the frames from the resume
-journal, find faces first where a pass needs them (manual window, smoothed landmarks, and the face
-tracks of a video's frames: facelib.tracks), run the worker pool that writes the faces, an optional
-manual pass over frames without a face, and the report. `--manual-output-debug-fix` is DFL's clean-up
+mainscripts/extract_stages.py, and mainscripts/extract_tracks.py for a video's frames): check the folders,
+complete the settings, plan the frames from the resume journal, find faces first where a pass needs them
+(manual window, smoothed landmarks, and the face tracks of a video's frames, which also writes them),
+run the worker pool that writes the faces, an optional manual pass over frames without a face, and the
+report. Resumed runs and faces placed by hand continue the tracks already written. `--manual-output-debug-fix` is DFL's clean-up
 loop instead: only the frames whose debug image the user deleted, by hand (extract_stages).
 """
 from __future__ import annotations
@@ -31,20 +32,25 @@ from mainscripts.extract_stages import (
     FrameJob,
     FrameSettings,
     Journal,
-    Tracked,
     detect_and_smooth,
-    detect_and_track,
     existing_faces,
     frames_to_do,
     is_face,
     make_worker,
     manual_faces,
-    next_track_id,
     reextract_deleted_debug,
     remove_faces_of,
     run_jobs,
     start_over,
     trash_dir,
+)
+from mainscripts.extract_tracks import (
+    ManualTracks,
+    Tracked,
+    detect_and_track,
+    finish_staged,
+    next_track_id,
+    written_context,
 )
 
 DETECTORS = (*AUTO_DETECTORS, "manual")
@@ -97,7 +103,8 @@ EXTRACT_OPTIONS: tuple[Option, ...] = (
            "and most neighbouring frames alike): "
            "link faces across frames into tracks (id in each face's metadata), fill gaps of up to 5 frames where "
            "the detector missed the face, drop faces found in one frame only, end tracks at scene cuts, and "
-           "apply --reference-face per track.", kind="bool", ask_if=never, switch=True, negative="--no-tracks",
+           "apply --reference-face per track; a resumed run and faces placed by hand continue the tracks already "
+           "written.", kind="bool", ask_if=never, switch=True, negative="--no-tracks",
            negative_help="Treat every frame on its own, even for a video's frames."),
     Option("plausibility_threshold", DEFAULT_PLAUSIBILITY, "Drop detections whose landmark fit does not look like "
            f"a face (score of facelib.plausibility; higher = stricter; {PLAUSIBILITY_OFF:g} or lower turns the "
@@ -171,6 +178,7 @@ class _Run:
     envs: list[dict[str, str]] | None
     todo: list[Path] = None  # type: ignore[assignment]
     tracked: Tracked | None = None  # the tracking pass's result, for a video's frames
+    manual_ids: dict[int, list[int]] | None = None  # --detector manual on a video's frames: the faces' track ids
 
     @property
     def workers(self) -> int:
@@ -189,7 +197,7 @@ def extract(input_dir: str | Path, output_dir: str | Path, settings: ExtractSett
     if s.manual_output_debug_fix:
         factory = functools.partial(make_worker, s.frame_settings(run.out_dir, run.debug_dir))
         stats = reextract_deleted_debug(run.frames, run.out_dir, run.debug_dir, run.journal, factory,
-                                        s.manual_window_size, run.debug, run.envs)
+                                        s.manual_window_size, run.debug, run.envs, with_tracks=bool(s.tracks))
         _report(run, stats)
         return stats
     _plan(run)
@@ -252,6 +260,9 @@ def _plan(run: _Run) -> None:
         run.todo = frames_to_do(run.frames, run.out_dir, run.journal)
         if len(run.todo) < len(run.frames):
             log.info(f"Resuming: {len(run.frames) - len(run.todo)} of {len(run.frames)} frames already done")
+        # faces a killed run wrote for frames it never finished: those frames are redone cleanly (first,
+        # since the tracking pass writes faces as it finds them)
+        remove_faces_of(run.out_dir, {f.stem for f in run.todo})
     else:
         start_over(run.out_dir, run.journal, run.debug_dir, run.frames)
         run.todo = list(run.frames)
@@ -277,14 +288,26 @@ def _faces_found_first(run: _Run, factory) -> dict[int, list]:
     across frames (--smooth-landmarks). {index in run.todo: faces}."""
     s = run.settings
     if s.detector == "manual":
-        decided = manual_faces(run.todo, s.manual_window_size)  # frames left undecided (q) stay to do
+        tracks = ManualTracks(run.frames, run.todo, run.out_dir) if s.tracks else None
+        decided = manual_faces(run.todo, s.manual_window_size, tracks=tracks)  # undecided (q): still to do
+        ids = tracks.ids(decided) if tracks is not None else {}
         order = sorted(decided)
         run.todo = [run.todo[i] for i in order]
+        run.manual_ids = {new: ids[old] for new, old in enumerate(order) if old in ids}
         return {new: decided[old] for new, old in enumerate(order)}
     numbers = _video_numbers(run)
     if numbers is not None:
+        # a resumed run continues the tracks of the frames done before (their faces' ids)
+        context = None
+        if len(run.todo) < len(run.frames):
+            from facelib.tracks import frame_numbers
+            context = written_context(run.frames, frame_numbers(run.frames), run.todo, run.out_dir)
+        # one read of each frame: the detection pass writes the faces, unless they change after it
+        # (smoothed landmarks) or the debug images need the track ids drawn on the frame
+        stage = not s.smooth_landmarks and run.debug_dir is None
         run.tracked = detect_and_track(run.todo, numbers, factory.args[0], run.workers, run.debug, run.envs,
-                                       smooth=bool(s.smooth_landmarks), first_id=next_track_id(run.out_dir))
+                                       smooth=bool(s.smooth_landmarks), first_id=next_track_id(run.out_dir),
+                                       context=context, stage=stage)
         return run.tracked.faces
     if s.smooth_landmarks:
         return detect_and_smooth(run.todo, factory.args[0], run.workers, run.debug, run.envs)
@@ -316,14 +339,20 @@ def _write_faces(run: _Run, factory, given: dict[int, list]) -> dict[str, int]:
     elif tracked is not None:
         stats.update(tracks=tracked.tracks, filled=tracked.filled, untracked=tracked.untracked,
                      identity_rejected=tracked.identity_rejected, implausible=tracked.implausible, cuts=tracked.cuts)
-    jobs = [FrameJob(f, given.get(i), track_ids=None if tracked is None else tracked.track_ids.get(i),
-                     identity_checked=tracked is not None and tracked.video) for i, f in enumerate(run.todo)]
-    remove_faces_of(run.out_dir, {job.path.stem for job in jobs})
-    no_face = run_jobs(factory, jobs, run.workers, run.journal, stats, run.debug, "Extracting faces", run.envs)
+    if tracked is not None and tracked.staged:
+        no_face = finish_staged(run.todo, tracked, factory.args[0], run.journal, stats)
+    else:
+        ids = tracked.track_ids if tracked is not None else run.manual_ids or {}
+        jobs = [FrameJob(f, given.get(i), track_ids=ids.get(i), identity_checked=tracked is not None)
+                for i, f in enumerate(run.todo)]
+        no_face = run_jobs(factory, jobs, run.workers, run.journal, stats, run.debug, "Extracting faces", run.envs)
     if run.settings.manual_fix and no_face:
         log.info(f"Manual pass over the {len(no_face)} frames where no face was found")
-        fixed = manual_faces(no_face, run.settings.manual_window_size)
-        fix_jobs = [FrameJob(no_face[i], faces) for i, faces in sorted(fixed.items()) if faces]
+        # the faces placed by hand join the tracks of the frames around them
+        tracks = ManualTracks(run.frames, no_face, run.out_dir) if run.settings.tracks else None
+        fixed = manual_faces(no_face, run.settings.manual_window_size, tracks=tracks)
+        ids = tracks.ids(fixed) if tracks is not None else {}
+        fix_jobs = [FrameJob(no_face[i], faces, track_ids=ids.get(i)) for i, faces in sorted(fixed.items()) if faces]
         fixed_paths = {j.path for j in fix_jobs}
         still_missing = run_jobs(factory, fix_jobs, 0, run.journal, stats, run.debug, "Writing manual faces", run.envs)
         no_face = [p for p in no_face if p not in fixed_paths or p in still_missing]

@@ -3,7 +3,8 @@
 DFL's manual-extract rhythm: the face rectangle follows the mouse, the wheel resizes it,
 the 68 landmarks are shown live on it, a left click locks it, Enter accepts the face and moves on,
 Space marks the frame as having no face, `,` / `.` step back and forth, `q` stops (frames not yet
-decided stay undecided) and `h` hides the help.
+decided stay undecided) and `h` hides the help. On a video's frames the rect is labelled with the face
+track it would join (`track 3`, or `new track`), so a face placed by hand continues the right track.
 
 The module has two halves so the rules can be tested without a display:
 - `ManualState` and the `on_*` functions: a frozen state and pure transitions (event in, new state
@@ -22,7 +23,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -30,10 +31,14 @@ import numpy as np
 from core.display import WINDOW_WIDTH
 from core.image_io import read_image
 from facelib.detected_face import DetectedFace
-from facelib.draw import draw_landmarks, draw_rect
+from facelib.draw import draw_landmarks, draw_rect, draw_track_id
 from facelib.landmarks import BOX_FITS, IDENTITY, landmarks_from_box
 
 Rect = tuple[float, float, float, float]
+# (frame index, the face under the mouse, the faces accepted in other frames) -> the track id it would
+# get, None for a new track (extract_tracks.ManualTracks.label)
+TrackOf = Callable[[int, DetectedFace, Mapping[int, DetectedFace]], "int | None"]
+NO_TRACKS = object()  # _draw: the frames are no video's, no track label
 
 WINDOW_NAME = "Manual pass"
 MANUAL_DETECTOR = "manual"
@@ -273,11 +278,17 @@ class _Landmarks:
         return self._cache[key]
 
 
-def _draw(view: np.ndarray, state: ManualState, points: np.ndarray, scale: float, name: str) -> np.ndarray:
+def _draw(view: np.ndarray, state: ManualState, points: np.ndarray, scale: float, name: str,
+          track: object = NO_TRACKS) -> np.ndarray:
+    """The window's image: the rect, its landmarks, the track it would join (`track`: an id, None for a
+    new track, NO_TRACKS for none shown) and the status and help lines."""
     image = view.copy()
     colour = CYAN if state.locked else GREEN
-    draw_rect(image, tuple(v * scale for v in state.rect), BLUE, 1)
+    rect = tuple(v * scale for v in state.rect)
+    draw_rect(image, rect, BLUE, 1)
     draw_landmarks(image, points * scale, colour, hull_alpha=0.15)
+    if track is not NO_TRACKS:
+        draw_track_id(image, rect, track, scale=0.6)
     if state.index not in state.decisions:
         decided = "undecided"
     else:
@@ -309,13 +320,14 @@ def window_title(state: ManualState, name: str) -> str:
 
 
 def run_manual_pass(frames: Sequence[Path], *, initial: dict[int, DetectedFace] | None = None,
-                    window_size: int = WINDOW_WIDTH) -> dict[int, DetectedFace | None]:
+                    window_size: int = WINDOW_WIDTH, track_of: TrackOf | None = None) -> dict[int, DetectedFace | None]:
     """Let the user place one face per frame in the "Manual pass" window.
 
     Returns, for each frame index the user decided on, the accepted face (square rect and 68
     landmarks in frame pixels, score 1.0, detector "manual") or None for a frame marked as having no
     face. Frames left undecided (the user pressed q, or closed the window) are absent. `initial`
     pre-places a locked rect on some frames (a previous extraction's face, for re-extracting).
+    `track_of` (a video's frames) names the track the face under the mouse would join, drawn over it.
     """
     if not frames:
         return {}
@@ -346,7 +358,9 @@ def run_manual_pass(frames: Sequence[Path], *, initial: dict[int, DetectedFace] 
             look = (state.index, state.rect, state.locked, state.show_help, tuple(state.decisions.items()))
             if look != shown:
                 points = predict(state.index, state.rect)
-                cv2.imshow(WINDOW_NAME, _draw(view, state, points, scale, name))
+                track = NO_TRACKS if track_of is None else track_of(
+                    state.index, _face(state.rect, points), _accepted(state, predict))
+                cv2.imshow(WINDOW_NAME, _draw(view, state, points, scale, name, track))
                 shown = look
                 if window_title(state, name) != title:
                     title = window_title(state, name)
@@ -366,10 +380,21 @@ def run_manual_pass(frames: Sequence[Path], *, initial: dict[int, DetectedFace] 
     out: dict[int, DetectedFace | None] = {}
     for index in sorted(state.decisions):
         rect = state.decisions[index]
-        out[index] = None if rect is None else DetectedFace(
-            rect=tuple(float(v) for v in rect), landmarks=predict(index, rect).copy(), score=1.0,
-            detector=MANUAL_DETECTOR)
+        out[index] = None if rect is None else _face(rect, predict(index, rect).copy())
     return out
+
+
+def _face(rect: Rect, points: np.ndarray) -> DetectedFace:
+    return DetectedFace(rect=tuple(float(v) for v in rect), landmarks=points, score=1.0, detector=MANUAL_DETECTOR)
+
+
+TRACK_NEIGHBOURS = 11  # accepted frames on each side that the live track label looks at
+
+
+def _accepted(state: ManualState, predict: _Landmarks) -> dict[int, DetectedFace]:
+    """The faces accepted in the frames near the current one (their landmarks are cached)."""
+    return {i: _face(rect, predict(i, rect)) for i, rect in state.decisions.items()
+            if rect is not None and i != state.index and abs(i - state.index) <= TRACK_NEIGHBOURS}
 
 
 def _on_mouse_event(state: ManualState, event: int, x: float, y: float, flags: int) -> ManualState:

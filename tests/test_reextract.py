@@ -27,7 +27,7 @@ SHIFT = (12.0, -6.0)  # how far the user moves the face's rect in the first fram
 
 def _fake_window(seen: dict):
     """Frame 1: unlock the pre-placed rect, move it by SHIFT, lock, Enter. Frame 2: Space (no face)."""
-    def run_manual_pass(frames, *, initial=None, window_size=0):
+    def run_manual_pass(frames, *, initial=None, window_size=0, track_of=None):
         seen["frames"] = [Path(f).name for f in frames]
         seen["initial"] = dict(initial or {})
         kept = {i: me.manual_rect_from_face(f) for i, f in (initial or {}).items()}

@@ -62,13 +62,13 @@ def test_a_merger_setting_has_one_prompt_json_key_help_and_range(tmp_path, monke
     assert MergeConfig(blur=999).blur == 400  # clamped, as the window's keys need
     save_config(tmp_path / "m.json", MergeConfig(blur=7))
     assert json.loads((tmp_path / "m.json").read_text())["blur"] == 7 and load_config(tmp_path / "m.json").blur == 7
-    # mode, mask mode, erode, blur, motion blur, scale, colour transfer, sharpen mode/amount, 3 degrades
-    shown = _terminal(monkeypatch, ["", "", "", "12", "", "", "", "", "", "", "", ""])
+    # mode, mask mode, erode, blur, motion blur, scale, colour transfer, sharpen mode/amount, 3 degrades, temporal
+    shown = _terminal(monkeypatch, ["", "", "", "12", "", "", "", "", "", "", "", "", ""])
     cfg = ask_settings(MergeConfig())
     assert cfg == MergeConfig(blur=12)
     assert f"[0] {blur.prompt} ( 0-400 ?:help ) : " in shown
     assert not any("Hist match" in p for p in shown)  # asked only in the hist-match modes
-    shown = _terminal(monkeypatch, ["hist-match", "200", "n"] + [""] * 11)
+    shown = _terminal(monkeypatch, ["hist-match", "200", "n"] + [""] * 12)
     cfg = ask_settings(MergeConfig())
     assert (cfg.mode, cfg.hist_match_threshold, cfg.masked_hist_match) == ("hist-match", 200, False)
 
