@@ -96,8 +96,28 @@ def collect_frames(input_dir: str | Path, aligned_dir: str | Path) -> list[Frame
     if matched == 0:
         raise UserError("no usable aligned faces (none has frame landmarks)", aligned_dir)
     infos = [by_stem[p.stem] for p in frames]
+    rebuild_track_ids(infos)
     set_motion(infos)
     return infos
+
+
+def rebuild_track_ids(infos: list[FrameInfo]) -> None:
+    """Faces that carry no track id (DFL's facesets, ours extracted with --no-tracks or before tracks):
+    ids linked here from their frame landmarks in time order, with extract's gates on jump and size
+    (facelib.tracks.link), so the temporal merge works on them too. Nothing when any face has an id
+    (extract's tracks are better: they saw the frames). The frames are not read here, so a cut is seen
+    only where the face jumps or changes size."""
+    if any(t is not None for info in infos for t in info.track_ids):
+        return
+    from facelib.detected_face import DetectedFace
+    from facelib.tracks import frame_numbers, link
+    numbers = frame_numbers([info.path for info in infos]) or list(range(len(infos)))
+    faces = [[DetectedFace(rect=(*lm.min(axis=0), *lm.max(axis=0)), landmarks=lm) for lm in info.landmarks]
+             for info in infos]
+    for track in link(numbers, faces):
+        for f in track.faces:
+            j = next(j for j, face in enumerate(faces[f.frame]) if face is f.face)
+            infos[f.frame].track_ids[j] = track.id
 
 
 def set_motion(infos: list[FrameInfo]) -> None:

@@ -136,7 +136,7 @@ def test_the_window_shows_what_batch_mode_writes(merged, tmp_path):
     assert np.array_equal(image, read_image(root / OUT[0] / clip.frames[5].name))
 
 
-def _aligned(clip, folder: Path) -> None:
+def _aligned(clip, folder: Path, track_id: int | None = 0) -> None:
     """Aligned faces as extract writes them (crop, frame landmarks, track id) for the clip's given landmarks."""
     from core.image_io import read_image
     from facelib.crop import CropSpec
@@ -151,7 +151,7 @@ def _aligned(clip, folder: Path) -> None:
         crop = spec.of(lm)
         write_aligned_face(folder / f"{p.stem}_0.jpg", crop.warp(read_image(p)),
                            FaceMeta(FaceType.WHOLE_FACE, crop.to_face(lm), p.name, source_landmarks=lm,
-                                    image_to_face_mat=crop.mat, track_id=0))
+                                    image_to_face_mat=crop.mat, track_id=track_id))
 
 
 def test_evaluate_reports_jitter_and_flicker_beside_the_dst_and_other_merges(merged, capsys):
@@ -211,3 +211,19 @@ def test_the_setting_round_trips_and_has_keys(tmp_path):
     assert apply_key(apply_key(MergeConfig(), "t"), "T").temporal == 6
     assert apply_key(MergeConfig(), "g").temporal == 0
     assert "Temporal smoothing: 4" in cfg.describe()
+
+
+def test_faces_without_track_ids_get_them_from_their_landmarks(merged, tmp_path):
+    """A DFL faceset (no track ids): the merger links the faces itself, and a jump (a cut) ends a track."""
+    from merger.frames import collect_frames, rebuild_track_ids
+    clip, _, _ = merged
+    _aligned(clip, tmp_path / "aligned", track_id=None)
+    infos = collect_frames(clip.frames[0].parent, tmp_path / "aligned")
+    assert [info.track_ids for info in infos] == [[0]] * len(clip.frames)
+    for info in infos[7:]:  # the face jumps by its own size at frame 7
+        info.landmarks[0] = info.landmarks[0] + np.ptp(info.landmarks[0], axis=0)
+        info.track_ids[0] = None
+    for info in infos[:7]:
+        info.track_ids[0] = None
+    rebuild_track_ids(infos)
+    assert [info.track_ids[0] for info in infos] == [0] * 7 + [1] * (len(infos) - 7)
