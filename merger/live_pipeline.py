@@ -2,7 +2,8 @@
 
     capture -> faces (detect every k frames, track between; 68 landmarks; smoothing; align) ->
     predict (the model, once per frame over all its faces; or every Nth frame, `predict_every`) ->
-    compose (merger.compose.compose_frame, the batch merger's own code) -> the caller (show / write)
+    compose (the XSeg masks when the mask mode asks for them, merger.xseg_masks.fill_xseg; then
+    merger.compose.compose_frame: the batch merger's own code) -> the caller (show / write)
 
 Stages overlap, so throughput is set by the slowest stage, not by the sum (OpenCV, the model's
 runtime and NumPy release the GIL for most of their work). A live source (camera, stream) never
@@ -37,6 +38,7 @@ from facelib.landmarks import BOX_FITS, IDENTITY, landmarks, landmarks_from_box
 from facelib.one_euro import OneEuro, OneEuroParams, face_size
 from merger.compose import FacePrediction, Motion, compose_frame, crop_for_model, motion_between
 from merger.config import MergeConfig
+from merger.xseg_masks import LazyMasker, Masker, XSegNeed, fill_xseg
 
 STAGES = ("capture", "faces", "predict", "compose")
 QUEUE_SIZE = 2  # between the later stages: a frame being worked on and one waiting
@@ -75,6 +77,27 @@ class LiveSettings:
     def set(self, cfg: MergeConfig) -> None:
         with self._lock:
             self._cfg = cfg
+
+
+class SharedMasker:
+    """The XSeg model for the compose stage and the window's keys (two threads): loaded once, the first time
+    either asks (merger.xseg_masks.LazyMasker), under a lock."""
+
+    def __init__(self, lazy: LazyMasker):
+        self._lazy = lazy
+        self._lock = threading.Lock()
+
+    def get(self) -> Masker | None:
+        with self._lock:
+            return self._lazy.get()
+
+    @property
+    def problem(self) -> str | None:
+        return self._lazy.problem
+
+    def usable(self, mask_mode: str) -> bool:
+        """Whether `mask_mode` can run: not an XSeg mode, or the XSeg model loads."""
+        return not XSegNeed.of([mask_mode]) or self.get() is not None
 
 
 # --- faces: detection, tracking, smoothing ---------------------------------------------------------
@@ -204,8 +227,10 @@ class LivePipeline:
     or `stop()` is called. `realtime`: read a file or folder at its frame rate (as a player does)."""
 
     def __init__(self, source: FrameSource, tracker: FaceTracker, predictor, settings: LiveSettings,
-                 realtime: bool = False, max_frames: int | None = None, predict_every: int = 1):
+                 realtime: bool = False, max_frames: int | None = None, predict_every: int = 1,
+                 xseg: SharedMasker | None = None):
         self.source, self.tracker, self.predictor, self.settings = source, tracker, predictor, settings
+        self.xseg = xseg  # the XSeg model for the XSeg mask modes (None: those modes are an error)
         # The model runs on every `predict_every`-th frame; the frames between reuse its faces and masks at their
         # own landmarks (the face follows the head at once, its expression is up to predict_every - 1 frames old).
         # Not for models driven by landmarks (Reenact): their output is the expression itself.
@@ -388,6 +413,12 @@ class LivePipeline:
 
     def _compose(self, item: LiveFrame) -> None:
         item.cfg = self.settings.get()
+        need = XSegNeed.of([item.cfg.mask_mode])
+        if need and item.faces:  # the batch merger's XSeg masks: the predicted face's and/or the frame's
+            t0 = time.perf_counter()
+            fill_xseg(item.faces, [item.frame] * len(item.faces), [None] * len(item.faces),
+                      self.xseg.get() if self.xseg is not None else None, need, self.spec)
+            item.ms["xseg"] = (time.perf_counter() - t0) * 1000.0
         item.image, item.mask = compose_frame(item.frame, item.faces, item.cfg, self.spec.size, self.spec.face_type,
                                               item.motion)
         item.crops = []
@@ -404,6 +435,7 @@ class LiveStats:
         self.latency: deque[float] = deque(maxlen=window)
         self.stage_ms: dict[str, deque[float]] = {s: deque(maxlen=window) for s in STAGES}
         self.total_ms: dict[str, float] = {s: 0.0 for s in STAGES}
+        self.extra_ms: dict[str, list[float]] = {}  # steps inside a stage (xseg, in compose): [total, frames]
         self.total_latency = 0.0
         self.count = 0
         self.t_first: float | None = None
@@ -419,6 +451,11 @@ class LiveStats:
             if s in item.ms:
                 self.stage_ms[s].append(item.ms[s])
                 self.total_ms[s] += item.ms[s]
+        for s, ms in item.ms.items():
+            if s not in self.total_ms:
+                tally = self.extra_ms.setdefault(s, [0.0, 0])
+                tally[0] += ms
+                tally[1] += 1
         self.count += 1
         self.t_first = t_out if self.t_first is None else self.t_first
         self.t_last = t_out
@@ -452,5 +489,6 @@ class LiveStats:
     def summary(self) -> dict:
         n = max(1, self.count)
         return {"frames": self.count, "fps": round(self.overall_fps, 2), "latency_ms": round(self.total_latency / n, 1),
-                **{f"{s}_ms": round(self.total_ms[s] / n, 1) for s in STAGES}}
+                **{f"{s}_ms": round(self.total_ms[s] / n, 1) for s in STAGES},
+                **{f"{s}_ms": round(t / max(1, k), 1) for s, (t, k) in self.extra_ms.items()}}
 

@@ -9,6 +9,7 @@ settings (as the merger's does), so scripts and tests can follow the window's st
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -76,8 +77,12 @@ def overlay(image: np.ndarray, text: str) -> np.ndarray:
 class LiveWindow:
     """Shows frames and turns key presses into settings (`settings`) and actions (save, help, quit)."""
 
-    def __init__(self, settings: LiveSettings, save_path: Path, default_mode: str = "overlay", morph: bool = False):
+    def __init__(self, settings: LiveSettings, save_path: Path, default_mode: str = "overlay", morph: bool = False,
+                 mask_ok: Callable[[str], bool] | None = None):
         self.settings, self.save_path, self.default_mode = settings, Path(save_path), default_mode
+        # whether a mask mode can run (the XSeg ones need the XSeg model: loaded the first time one is chosen);
+        # None: no XSeg model, `x` steps past the XSeg modes
+        self.mask_ok = mask_ok or (lambda mode: not needs_xseg(mode))
         self.morph = morph  # the model has a morph factor: show it
         self.show_help = False
         self.quit = False
@@ -102,12 +107,14 @@ class LiveWindow:
             log.info(f"Saved the settings to {self.save_path} (merge --config {self.save_path} uses them)")
         elif is_setting_key(key):
             cfg = apply_key(self.settings.get(), key, self.default_mode)
-            for _ in CHOICES["mask_mode"]:  # x: past the XSeg modes (live runs no XSeg model), at most once round
-                if not needs_xseg(cfg.mask_mode):
+            skipped = False
+            for _ in CHOICES["mask_mode"]:  # x: past the mask modes that cannot run, at most once round
+                if self.mask_ok(cfg.mask_mode):
                     break
+                skipped = True
                 cfg = apply_key(cfg, key, self.default_mode)
             self.settings.set(cfg)
-            self.note = ""
+            self.note = "XSeg off: no XSeg model" if skipped else ""
         self._update_title()
 
     def _update_title(self) -> None:

@@ -128,18 +128,34 @@ class DfmPredictor:
 
 
 def load_dfm_predictor(path: str | Path, face_type: FaceType | None = None,
-                       ask_face_type: Callable[[], FaceType] | None = None) -> DfmPredictor:
+                       ask_face_type: Callable[[], FaceType] | None = None, threads: int | None = None,
+                       spin: bool = True) -> DfmPredictor:
     """Open a .dfm with onnxruntime and check it as DeepFaceLive does (models.dfm_contract), then once on a
     grey face (outputs of the right shapes, finite) so that a broken file stops before any frame is merged.
 
     The face type is the file's own (metadata META_FACE_TYPE, which our exporter writes), else `face_type`
-    (--dfm-face-type), else `ask_face_type()` (a prompt on a terminal), else DeepFaceLive's whole face."""
+    (--dfm-face-type), else `ask_face_type()` (a prompt on a terminal), else DeepFaceLive's whole face.
+    `threads`/`spin`: onnxruntime's intra-op threads (default: this process's CPU share) and whether they
+    spin while waiting (live turns it off: a spinning thread takes the core the other stages need)."""
     path = Path(path)
+    data, meta = read_dfm(path)
+    return dfm_from_bytes(path, data, meta, face_type, ask_face_type, threads, spin)
+
+
+def read_dfm(path: Path) -> tuple[bytes, dict[str, str]]:
+    """The file's bytes (size bounded) and its metadata, refused when it is not a self-contained ONNX model."""
     data = _read_bounded(path)
     model = _parse(path, data)
     meta = {p.key: p.value for p in model.metadata_props}
-    del model
-    session = _session(path, data)
+    return data, meta
+
+
+def dfm_from_bytes(path: Path, data: bytes, meta: dict[str, str], face_type: FaceType | None = None,
+                   ask_face_type: Callable[[], FaceType] | None = None, threads: int | None = None,
+                   spin: bool = True, announce: bool = True) -> DfmPredictor:
+    """load_dfm_predictor on bytes read_dfm returned: the signature checks, the probe, the predictor (and
+    a line saying what was loaded, unless not `announce`)."""
+    session = _session(path, data, threads, spin)
     del data
     ins = session.get_inputs()
     outs = session.get_outputs()
@@ -162,7 +178,7 @@ def load_dfm_predictor(path: str | Path, face_type: FaceType | None = None,
                              _FLOAT_TYPES[ins[0].type],
                              _FLOAT_TYPES[ins[1].type] if shape.has_morph else np.float32)
     predictor.predict(np.full((1, shape.resolution, shape.resolution, 3), 0.5, np.float32))  # checks the outputs
-    log.info(f"DFM {path.name}: {shape.resolution} px, face type {chosen.short_name} ({said})"
+    (log.info if announce else log.debug)(f"DFM {path.name}: {shape.resolution} px, face type {chosen.short_name} ({said})"
              + (", AMP morph input" if shape.has_morph else "") + (f", iteration {iteration}" if iteration else ""))
     return predictor
 
@@ -213,11 +229,13 @@ def _tensors(graph):
                 yield from _tensors(g)
 
 
-def _session(path: Path, data: bytes):
+def _session(path: Path, data: bytes, threads: int | None = None, spin: bool = True):
     import onnxruntime as ort
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = cpu_share()
+    opts.intra_op_num_threads = threads or cpu_share()
     opts.inter_op_num_threads = 1
+    if not spin:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3  # onnxruntime's warnings are not the user's business; errors are raised
     try:
         return ort.InferenceSession(data, sess_options=opts, providers=providers(ort.get_available_providers()))

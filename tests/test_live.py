@@ -192,11 +192,11 @@ def test_a_failing_model_stops_every_stage_and_says_which(face_video, monkeypatc
     assert pipe.alive == [] and not [t for t in threading.enumerate() if t.name.startswith("live-")]
 
 
-def test_an_xseg_mask_mode_in_the_config_is_refused_before_anything_opens(tmp_path):
+def test_an_xseg_mask_mode_without_an_xseg_model_is_refused_before_anything_opens(tmp_path):
     from mainscripts.live import live
     from merger.config import MergeConfig, save_config
     save_config(tmp_path / "xseg.json", MergeConfig(mask_mode="XSeg-prd"))
-    with pytest.raises(UserError, match="mask mode XSeg-prd needs an XSeg model"):
+    with pytest.raises(UserError, match="no trained XSeg model in this folder .needed by mask mode XSeg-prd"):
         live(str(tmp_path), "SAEHD", {"input": "7", "window": False}, config_path=str(tmp_path / "xseg.json"))
 
 
