@@ -72,7 +72,6 @@ class AMP(ModelBase):
 
     def __init__(self, files, options: dict[str, Any], *, training: bool):
         self._rng = np.random.default_rng()
-        self._last_batch: dict[str, np.ndarray] | None = None
         super().__init__(files, options, training=training)
 
     @property
@@ -192,17 +191,7 @@ class AMP(ModelBase):
         batch = {"src_in": src.warped, "src_target": src.target, "src_mask": src.mask, "src_em": src.em_mask,
                  "dst_in": dst.warped, "dst_target": dst.target, "dst_mask": dst.mask, "dst_em": dst.em_mask,
                  "src_mix": self.random_mix(len(src))}
-        self._last_batch = batch
-        metrics = self.steps[0](batch)
-        for step in self.steps[1:]:
-            step(batch)
-        return [metrics["src_loss"], metrics["dst_loss"]]
-
-    def losses_after_last_step(self) -> list[float] | None:
-        if self._last_batch is None:
-            return None
-        metrics = self.steps[0].evaluate(self._last_batch)
-        return [metrics["src_loss"], metrics["dst_loss"]]
+        return self.run_steps(self.steps, batch)
 
     def sample_specs(self) -> tuple[SampleSpec, SampleSpec]:
         o = self.options

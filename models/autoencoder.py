@@ -121,7 +121,6 @@ class SwapAutoencoder(ModelBase):
             self.optimizers["D_gan"] = self._new_optimizer("D_gan_opt", lr)
             self.steps.append(kb.TrainStep(self._gan_discriminator_loss, self.nets["D_gan"].trainable_variables,
                                            self.optimizers["D_gan"], read_vars=g_all))
-        self._last_batch: dict[str, np.ndarray] | None = None
 
     def _masked(self, b):
         """Blurred masks and the masked-or-not targets the losses compare."""
@@ -195,17 +194,7 @@ class SwapAutoencoder(ModelBase):
         every = int(self.opt("retrain_unwarped_every") or 0)
         if every and self.iteration % every == 0 and self._last_batch is not None:
             batch = dict(self._last_batch, src_in=self._last_batch["src_target"], dst_in=self._last_batch["dst_target"])
-        self._last_batch = batch
-        metrics = self.steps[0](batch)
-        for step in self.steps[1:]:
-            step(batch)
-        return [metrics["src_loss"], metrics["dst_loss"]]
-
-    def losses_after_last_step(self) -> list[float] | None:
-        if self._last_batch is None:
-            return None
-        metrics = self.steps[0].evaluate(self._last_batch)
-        return [metrics["src_loss"], metrics["dst_loss"]]
+        return self.run_steps(self.steps, batch)
 
     # --- inference ------------------------------------------------------------------------------------
     def _inference_vars(self) -> list:

@@ -48,6 +48,8 @@ class ModelBase:
         self.options = dict(options)
         self.training = training
         self.iteration = 0
+        self._last_batch: dict[str, np.ndarray] | None = None  # run_steps keeps it for the collapse guard
+        self._loss_step: Any = None
         self.lr_scale = 1.0
         self._history = np.zeros((1024, len(self.LOSS_NAMES)), np.float32)  # grows by doubling
         self._history_len = 0
@@ -94,7 +96,19 @@ class ModelBase:
     def losses_after_last_step(self) -> list[float] | None:
         """The losses of the last step's batch at the current weights (after its update), or None when
         the model cannot tell; the collapse guard checks them before a save."""
-        return None
+        if self._loss_step is None or self._last_batch is None:
+            return None
+        metrics = self._loss_step.evaluate(self._last_batch)
+        return [metrics[name] for name in self.LOSS_NAMES]
+
+    def run_steps(self, steps: list[Any], batch: dict[str, np.ndarray]) -> list[float]:
+        """One iteration of train steps on `batch`: the first reports the losses (LOSS_NAMES are its
+        metrics), the others (discriminators) follow; the batch is kept for losses_after_last_step."""
+        self._last_batch, self._loss_step = batch, steps[0]
+        metrics = steps[0](batch)
+        for step in steps[1:]:
+            step(batch)
+        return [metrics[name] for name in self.LOSS_NAMES]
 
     def preview_outputs(self, src_faces: np.ndarray, dst_faces: np.ndarray) -> dict[str, np.ndarray]:
         """SS, DD, SD faces and their masks (SSm, DDm, SDm) for the preview window."""

@@ -83,7 +83,6 @@ class Original(ModelBase):
     default_mask_mode = "dst"  # no mask network: the dst landmark hull (merger.config.default_config)
 
     def __init__(self, files, options: dict[str, Any], *, training: bool):
-        self._last_batch: dict[str, np.ndarray] | None = None
         super().__init__(files, options, training=training)
 
     def build_nets(self) -> dict[str, Any]:
@@ -125,17 +124,10 @@ class Original(ModelBase):
             var.assign(now + MASK_PRIOR_RATE * (np.asarray(masks, np.float32).mean(axis=0) - now))
 
     def train_iteration(self, src, dst) -> list[float]:
-        self._last_batch = {"src_in": src.warped, "src_target": src.target, "src_mask": src.mask,
-                            "dst_in": dst.warped, "dst_target": dst.target, "dst_mask": dst.mask}
-        metrics = self.step(self._last_batch)
+        losses = self.run_steps([self.step], {"src_in": src.warped, "src_target": src.target, "src_mask": src.mask,
+                                              "dst_in": dst.warped, "dst_target": dst.target, "dst_mask": dst.mask})
         self._update_mask_priors(src.mask, dst.mask)
-        return [metrics["src_loss"], metrics["dst_loss"]]
-
-    def losses_after_last_step(self) -> list[float] | None:
-        if self._last_batch is None:
-            return None
-        metrics = self.step.evaluate(self._last_batch)
-        return [metrics["src_loss"], metrics["dst_loss"]]
+        return losses
 
     def sample_specs(self) -> tuple[SampleSpec, SampleSpec]:
         o = self.options

@@ -108,7 +108,6 @@ class Reenact(ModelBase):
             self.optimizers["D_gan"] = self._adam("D_gan_opt", lr)
             self.d_step = kb.TrainStep(self._discriminator_loss, d_vars, self.optimizers["D_gan"],
                                        read_vars=self.nets["generator"].weights)
-        self._last_batch: dict[str, np.ndarray] | None = None
         self._rng = np.random.default_rng()
 
     @staticmethod
@@ -186,16 +185,7 @@ class Reenact(ModelBase):
         batch = {"sketch": sketch_batch(lm, self.resolution), "target": target}
         if self.temporal:
             batch["previous"] = self._jittered_previous(target)
-        self._last_batch = batch
-        metrics = self.g_step(batch)
-        if self.d_step is not None:
-            self.d_step(batch)
-        return [metrics["src_loss"]]
-
-    def losses_after_last_step(self) -> list[float] | None:
-        if self._last_batch is None:
-            return None
-        return [self.g_step.evaluate(self._last_batch)["src_loss"]]
+        return self.run_steps([self.g_step] + ([self.d_step] if self.d_step is not None else []), batch)
 
     # --- inference ------------------------------------------------------------------------------------
     def driving_landmarks(self, landmarks: np.ndarray) -> np.ndarray:
