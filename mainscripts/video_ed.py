@@ -12,8 +12,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import ffmpeg
-
 from core import interact, log
 from core.errors import UserError
 from core.fileio import (
@@ -76,6 +74,7 @@ def _remove_stale_partials(out_path: Path) -> None:
 
 def extract_video(input_file: str, output_dir: str, output_ext: str | None = None, fps: float | None = None) -> list[Path]:
     """Write every frame (or `fps` frames per second) of a video as 00001.png ... into `output_dir`."""
+    import ffmpeg  # ffmpeg-python, imported where used: the CLI's parser loads without it
     source = resolve_wildcard_ext(input_file)
     info = probe(source)
     out_dir = ensure_writable_dir(output_dir)
@@ -136,6 +135,7 @@ def parse_time(text: str) -> float:
 def cut_video(input_file: str, from_time: str | None = None, to_time: str | None = None,
               audio_track_id: int | None = None, bitrate: int | None = None) -> Path:
     """Write `<stem>_cut<ext>` holding [from_time, to_time) of the video, re-encoded with libx264."""
+    import ffmpeg  # ffmpeg-python, imported where used: the CLI's parser loads without it
     source = resolve_wildcard_ext(input_file)
     info = probe(source)
     if source.suffix.lower() not in VIDEO_CONTAINERS:
@@ -179,6 +179,7 @@ def cut_video(input_file: str, from_time: str | None = None, to_time: str | None
 
 def denoise_image_sequence(input_dir: str, factor: int | None = None) -> int:
     """Denoise a frame sequence in place with ffmpeg's temporal hqdn3d filter (strength = factor)."""
+    import ffmpeg  # ffmpeg-python, imported where used: the CLI's parser loads without it
     folder = require_dir(input_dir, "image folder")
     images, ext = list_image_sequence(folder)
     factor = interact.pick(factor, lambda: interact.ask_int(
@@ -229,6 +230,7 @@ def video_from_sequence(input_dir: str, output_file: str, reference_file: str | 
 
     The video is tagged as synthetic media in its container metadata unless `synthetic_marker` is
     False (merged face swaps should say what they are)."""
+    import ffmpeg  # ffmpeg-python, imported where used: the CLI's parser loads without it
     folder = require_dir(input_dir, "frame folder")
     out_path = Path(output_file)
     container = VIDEO_CONTAINERS.get(out_path.suffix.lower())

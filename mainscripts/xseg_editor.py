@@ -24,7 +24,7 @@ from core.keys import KeyReader
 from facelib.masks import polygons_mask
 from faceset.faceset import Face
 from mainscripts.xseg_editor_session import KEYS, MOUSE_HELP, STRIP, WINDOW_NAME, EditorSession, open_faces
-from mainscripts.xseg_editor_state import EXCLUDE, KIND_NAMES, View
+from mainscripts.xseg_editor_state import EXCLUDE, KIND_NAMES, CentreLock, View
 
 CANVAS = 768  # the face is shown at this size (DFL's editor fills a similar area)
 THUMB = CANVAS // STRIP  # one slot of the thumbnail strip under the face
@@ -55,8 +55,9 @@ def _warp(image: np.ndarray, view: View, nearest: bool = False) -> np.ndarray:
     return cv2.warpAffine(image, view.matrix, (CANVAS, CANVAS), flags=flags, borderMode=cv2.BORDER_REPLICATE)
 
 
-def draw_canvas(session: EditorSession, view: View) -> np.ndarray:
-    """The face (or a mask, keys 4/5) as the window shows it, with overlays and polygons."""
+def draw_canvas(session: EditorSession, view: View, centred: bool = False) -> np.ndarray:
+    """The face (or a mask, keys 4/5) as the window shows it, with overlays and polygons; `centred`
+    (Shift held): a cross marks the centre, where a click lands."""
     s, f = session.state, session.flags
     h, w = session.image.shape[:2]
     labels = polygons_mask((h, w), [p.as_dict() for p in s.polys])
@@ -87,6 +88,11 @@ def draw_canvas(session: EditorSession, view: View) -> np.ndarray:
         for k, (u, v) in enumerate(fixed):
             radius = (6 if (i == s.open and k == 0) else 3) * one
             cv2.circle(canvas, (int(u), int(v)), radius, colour, -1 if k else 2, cv2.LINE_AA, shift=_SHIFT_PREC)
+    if centred:
+        c, arm = CANVAS // 2, 12
+        for colour, thick in (((0, 0, 0), 3), ((255, 255, 255), 1)):
+            cv2.line(canvas, (c - arm, c), (c + arm, c), colour, thick, cv2.LINE_AA)
+            cv2.line(canvas, (c, c - arm), (c, c + arm), colour, thick, cv2.LINE_AA)
     return canvas
 
 
@@ -204,6 +210,7 @@ class _Mouse:
     def __init__(self) -> None:
         self.events: list[tuple[int, int, int, int]] = []
         self.pan_from: tuple[int, int] | None = None
+        self.lock = CentreLock()
 
     def callback(self, event: int, x: int, y: int, flags: int, _param: object) -> None:
         self.events.append((event, x, y, flags))
@@ -214,9 +221,12 @@ class _Mouse:
         for ev, u, v, flags in events:
             if session.flags.show_help:
                 continue
-            x, y = view.to_face(u, v)
-            radius = HIT_PX / view.scale
             on_canvas = 0 <= u < CANVAS and 0 <= v < CANVAS
+            if self.pan_from is None and (on_canvas or self.lock.locked):  # Shift: the view follows (DFL)
+                x, y = self.lock.point(view, u, v, bool(flags & cv2.EVENT_FLAG_SHIFTKEY))
+            else:
+                x, y = view.to_face(u, v)
+            radius = HIT_PX / view.scale
             if ev == cv2.EVENT_MOUSEMOVE:
                 if self.pan_from is not None:
                     view.pan(u - self.pan_from[0], v - self.pan_from[1])
@@ -241,14 +251,17 @@ class _Mouse:
             elif ev == cv2.EVENT_MOUSEWHEEL and on_canvas:
                 bits = flags & 0xFFFFFFFF  # the delta is the signed high 16 bits
                 delta = (bits - (1 << 32) if bits & 0x80000000 else bits) >> 16
-                if delta:
+                if delta and self.lock.at is not None:  # zoom about the centred point, which stays centred
+                    view.zoom_at(u, v, WHEEL_ZOOM if delta > 0 else 1.0 / WHEEL_ZOOM)
+                    view.centre_on(*self.lock.at)
+                elif delta:
                     view.zoom_at(u, v, WHEEL_ZOOM if delta > 0 else 1.0 / WHEEL_ZOOM)
 
 
-def _look(session: EditorSession, view: View) -> tuple:
+def _look(session: EditorSession, view: View, centred: bool) -> tuple:
     s, f = session.state, session.flags
     return (session.index, session.n, s.polys, s.open, s.selected, s.mode, s.message, f.mode, f.label_overlay,
-            f.trained_overlay, f.scheme, f.show_help, view.zoom, view.tx, view.ty, tuple(session.labelled))
+            f.trained_overlay, f.scheme, f.show_help, view.zoom, view.tx, view.ty, tuple(session.labelled), centred)
 
 
 def _window_open() -> bool:
@@ -304,12 +317,13 @@ def edit(session: EditorSession, geometry: Path | None = None) -> None:
         while not session.quit:
             if (session.index, session.n) != view_of:  # another face (or the next one after X)
                 view, view_of = View(max(session.image.shape[:2]), CANVAS), (session.index, session.n)
-            look = _look(session, view)
+                mouse.lock.release()
+            look = _look(session, view, mouse.lock.locked)
             if look != shown:
                 if session.flags.show_help:
                     frame = help_img
                 else:
-                    frame = np.vstack([draw_canvas(session, view), draw_strip(session, thumbs),
+                    frame = np.vstack([draw_canvas(session, view, mouse.lock.locked), draw_strip(session, thumbs),
                                        status_bar(session, view)])
                 cv2.imshow(WINDOW_NAME, frame)
                 shown = look
@@ -324,6 +338,7 @@ def edit(session: EditorSession, geometry: Path | None = None) -> None:
             key = keys.read(code)
             if key == "0":
                 view = View(max(session.image.shape[:2]), CANVAS)
+                mouse.lock.release()
             session.on_key(key)
             if code == -1 and not session.quit and not _window_open():
                 if not session.leave():  # closed with the title bar's X: like Esc, once

@@ -22,6 +22,7 @@ from core.rename_journal import TRASH_SUFFIX, Move, move_files
 from faceset.faceset import Face, Faceset
 from faceset.meta import FaceMeta
 from mainscripts.xseg_editor_state import EXCLUDE, INCLUDE, KIND_NAMES, Checker, LabelState, polygons_from_meta
+from merger.xseg_masks import masks_of
 
 WINDOW_NAME = "XSeg editor"
 STEP_BIG = 5  # Shift+A / Shift+D (DFL)
@@ -58,7 +59,8 @@ KEYS: tuple[tuple[tuple[str, ...], str, str], ...] = (
 ACTIONS = {key: action for keys, action, _ in KEYS for key in keys}
 MOUSE_HELP = ("L-click: add a point (a new polygon on empty space); on the first point: close",
               "drag a point: move it   R-click a point / Ctrl+click a point: delete it",
-              "Ctrl+click an edge: insert a point   L-click a point: select its polygon")
+              "Ctrl+click an edge: insert a point   L-click a point: select its polygon",
+              "hold Shift: the face moves under a fixed centre (cross) as you move the mouse; clicks land there")
 
 
 class Masker(Protocol):
@@ -299,7 +301,7 @@ class EditorSession:
         if self.index not in self._trained:
             mask = None
             if self.masker is not None:
-                mask = self.masker.masks(self.image[None])[0]
+                mask = masks_of(self.masker, self.image[None], [self.meta.landmarks])[0]
             elif self.meta.xseg_mask is not None:
                 h, w = self.image.shape[:2]
                 mask = self.meta.xseg_mask

@@ -351,3 +351,52 @@ class View:
         self.tx += du
         self.ty += dv
         self._clamp()
+
+    @property
+    def centre(self) -> Point:
+        """The face point at the window's centre."""
+        return self.to_face((self.window - 1) / 2.0, (self.window - 1) / 2.0)
+
+    def centre_on(self, x: float, y: float) -> None:
+        """Put face point (x, y) at the window's centre. Not clamped: a point near the face's edge can be
+        centred (the window shows past the edge); the next pan or zoom brings the face back in."""
+        s, c = self.scale, (self.window - 1) / 2.0
+        self.tx, self.ty = c - s * x, c - s * y
+
+
+class CentreLock:
+    """DFL's "hold Shift to keep the view centred": while Shift is held, the face slides under a fixed
+    window centre instead of the cursor sliding over the face, so a long outline can be drawn zoomed in
+    without panning. DFL warps the cursor back to the centre after each move; HighGUI cannot move the
+    cursor, so here the cursor's motion (window pixels, at the view's scale) moves the centred face
+    point, and a click while Shift is held lands on that point (the window marks it with a cross).
+
+    `point(view, u, v, shift)` takes every mouse event (cursor at window pixel (u, v), whether Shift is
+    down) and returns the face point the event acts on, moving the view while the lock holds."""
+
+    def __init__(self) -> None:
+        self.at: Point | None = None  # the centred face point while Shift is held
+        self._last: Point = (0.0, 0.0)
+
+    @property
+    def locked(self) -> bool:
+        return self.at is not None
+
+    def point(self, view: View, u: float, v: float, shift: bool) -> Point:
+        if not shift:
+            self.at = None  # released: the view stays where it is
+            return view.to_face(u, v)
+        if self.at is None:  # Shift just went down: centre the point under the cursor
+            x, y = view.to_face(u, v)
+        else:
+            s = view.scale
+            x, y = self.at[0] + (u - self._last[0]) / s, self.at[1] + (v - self._last[1]) / s
+        hi = float(view.face_size - 1)
+        self.at = (min(max(x, 0.0), hi), min(max(y, 0.0), hi))
+        self._last = (float(u), float(v))
+        view.centre_on(*self.at)
+        return self.at
+
+    def release(self) -> None:
+        """Forget the lock (another face is shown, or the view was reset)."""
+        self.at = None

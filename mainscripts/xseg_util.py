@@ -30,6 +30,7 @@ from facelib.face_type import FaceType
 from facelib.seg_polys import count_labels, has_labels, label_problems
 from faceset.faceset import FACE_EXTENSIONS, Face, Faceset
 from faceset.meta import FaceMeta
+from merger.xseg_masks import masks_of
 
 APPLY_BATCH = 32  # faces decoded at once by apply; the masker batches inside it
 MASK_THRESHOLD = 0.5  # DFL bakes the mask binarised at 0.5
@@ -262,7 +263,8 @@ def _apply_chunk(faceset: Faceset, chunk: list[Face], masker: Masker, problems: 
         by_size.setdefault(image.shape, []).append((face, image, meta, crop))
     n = 0
     for shape, items in by_size.items():
-        masks = np.asarray(masker.masks(np.stack([image for _, image, _, _ in items])))
+        marks = [meta.landmarks if crop is None else crop.to_face(meta.landmarks) for _, _, meta, crop in items]
+        masks = np.asarray(masks_of(masker, np.stack([image for _, image, _, _ in items]), marks))
         if masks.shape != (len(items), *shape[:2]):
             raise UserError(f"the XSeg model returned masks of shape {masks.shape} for {len(items)} faces of "
                             f"{shape[1]}x{shape[0]} px (expected {(len(items), *shape[:2])})", model_dir)

@@ -36,6 +36,14 @@ class Masker(Protocol):
         ...
 
 
+def masks_of(masker: Masker, faces: np.ndarray, landmarks: Sequence[np.ndarray]) -> np.ndarray:
+    """`masker.masks(faces)`, with the faces' 68 landmarks (in the faces' pixels) for a masker that uses
+    them (`uses_landmarks`: a generic XSeg model cuts its mask to the landmark hull, models.xseg)."""
+    if getattr(masker, "uses_landmarks", False):
+        return masker.masks(faces, np.stack([np.asarray(lm, np.float64) for lm in landmarks]))
+    return masker.masks(faces)
+
+
 def needs_xseg(mask_mode: str) -> bool:
     return mask_mode in XSEG_PRD_MODES or mask_mode in XSEG_DST_MODES
 
@@ -101,14 +109,16 @@ def fill_xseg(faces: Sequence[FacePrediction], frames: Sequence[np.ndarray], bak
     `spec`: the model's crop. Without a masker only baked dst masks can be filled; anything else is an error.
     """
     R = spec.size
-    todo: list[tuple[FacePrediction, str, np.ndarray]] = []  # (face, field, the masker's input)
+    todo: list[tuple[FacePrediction, str, np.ndarray, np.ndarray]] = []  # (face, field, input, its landmarks)
     if need.prd:
         for f in faces:
             if f.xseg_prd is None:
                 res = _require(masker, "XSeg-prd").resolution
                 face = np.asarray(f.face, np.float32)
                 face = face if res == R else cv2.resize(face, (res, res), interpolation=cv2.INTER_CUBIC)
-                todo.append((f, "xseg_prd", image_ops.to_u8(np.clip(face, 0.0, 1.0))))
+                lm = np.asarray(f.landmarks, np.float64)
+                todo.append((f, "xseg_prd", image_ops.to_u8(np.clip(face, 0.0, 1.0)),
+                             CropSpec(res, spec.face_type).of(lm).to_face(lm)))
     if need.dst:
         for f, frame, b in zip(faces, frames, baked):
             if f.xseg_dst is not None:
@@ -118,11 +128,12 @@ def fill_xseg(faces: Sequence[FacePrediction], frames: Sequence[np.ndarray], bak
                 f.xseg_dst = b.in_crop(lm, spec.of(lm))
             else:  # DFL: the dst face cut at the XSeg resolution and the model's face type
                 crop = CropSpec(_require(masker, "XSeg-dst").resolution, spec.face_type).of(lm)
-                todo.append((f, "xseg_dst", crop.warp(frame, cv2.INTER_CUBIC)))
+                todo.append((f, "xseg_dst", crop.warp(frame, cv2.INTER_CUBIC), crop.to_face(lm)))
     if not todo:
         return
-    masks = np.asarray(_require(masker, "XSeg").masks(np.stack([x for _, _, x in todo])), np.float32)
-    for (f, name, _), m in zip(todo, masks):
+    masks = np.asarray(masks_of(_require(masker, "XSeg"), np.stack([x for _, _, x, _ in todo]),
+                                [lm for _, _, _, lm in todo]), np.float32)
+    for (f, name, _, _), m in zip(todo, masks):
         m = m if m.shape[0] == R else cv2.resize(m, (R, R), interpolation=cv2.INTER_CUBIC)
         setattr(f, name, np.clip(m, 0.0, 1.0))
 

@@ -31,6 +31,10 @@ from models.xseg_options import XSEG_OPTIONS
 
 MASK_FLOOR = 0.1  # DFL's XSegNet.extract: values below this are noise, set to 0
 INFER_BATCH = 16
+# A --generic model's targets are the landmark hull minus occluders: it never saw a face pixel outside the
+# hull, so there its output is noise (bench/xseg_quality.py: a third of its errors). Its mask is cut to the
+# hull grown by this share of the face's width wherever the caller gives the face's landmarks.
+HULL_GATE_GROW = 0.0
 
 
 @dataclass(frozen=True)
@@ -124,7 +128,7 @@ class XSeg(ModelBase):
             from keras import ops
             net = self.nets["xseg"]
             self._predict_fn = kb.InferenceFn(lambda x: ops.sigmoid(net(x)), net.weights)
-        mask = np.asarray(self._predict_fn(np.asarray(faces, np.float32)), np.float32)[..., 0]
+        mask = np.array(self._predict_fn(np.asarray(faces, np.float32)), np.float32)[..., 0]  # a copy: JAX's are read-only
         mask[mask < MASK_FLOOR] = 0.0
         return mask
 
@@ -163,13 +167,19 @@ class XSegMasker:
         self.face_type = model.face_type
         self.name = model.files.name
         self.iteration = model.iteration
+        # the hull gate (HULL_GATE_GROW): for models trained on program-made targets, not DFL's
+        self.uses_landmarks = bool(model.options.get("generic")) and not model.options.get("dfl_layout")
 
-    def masks(self, faces: np.ndarray) -> np.ndarray:
+    def masks(self, faces: np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray:
         """uint8 BGR [N, H, W, 3] -> float32 masks [N, H, W] in 0..1 at the input size; the faces are
-        resized to the model's resolution and the masks back, `INFER_BATCH` at a time."""
+        resized to the model's resolution and the masks back, `INFER_BATCH` at a time. `landmarks`
+        ([N, 68, 2] in the faces' pixels): a generic model's masks are cut to the grown hull
+        (`uses_landmarks` says whether they are used)."""
         faces = np.asarray(faces)
         if faces.ndim != 4 or faces.shape[-1] != 3 or faces.shape[1] < 1 or faces.shape[2] < 1:
             raise ValueError(f"faces must be [N, H, W, 3], got {faces.shape}")
+        if landmarks is not None and np.shape(landmarks) != (len(faces), 68, 2):
+            raise ValueError(f"landmarks must be [{len(faces)}, 68, 2], got {np.shape(landmarks)}")
         n, h, w = faces.shape[:3]
         res = self.resolution
         out = np.zeros((n, h, w), np.float32)
@@ -181,7 +191,20 @@ class XSegMasker:
             for k, m in enumerate(pred):
                 big = m if (h, w) == (res, res) else cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
                 out[start + k] = np.clip(big, 0.0, 1.0)
+        if self.uses_landmarks and landmarks is not None:
+            for k, lm in enumerate(np.asarray(landmarks, np.float64)):
+                out[k] *= hull_gate((h, w), lm)
         return out
+
+
+def hull_gate(shape_hw: tuple[int, int], landmarks: np.ndarray, grow: float = HULL_GATE_GROW) -> np.ndarray:
+    """The landmark hull (facelib.masks.hull_mask) grown by `grow` of the image width, 0/1 float32."""
+    from facelib.masks import hull_mask
+    gate = (hull_mask(shape_hw, landmarks) > 0.5).astype(np.uint8)
+    px = int(round(grow * shape_hw[1]))
+    if px > 0:
+        gate = cv2.dilate(gate, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1, 2 * px + 1)))
+    return gate.astype(np.float32)
 
 
 def load_xseg(model_dir: Path, precision: str = "auto") -> XSegMasker:

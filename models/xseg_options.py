@@ -26,7 +26,9 @@ XSEG_OPTIONS: tuple[Option, ...] = (
     Option("batch_size", 4, "Faces per side (src and dst) per iteration.", "Batch_size", "int", valid_range=(1, 64)),
     Option("generic", False, "Train on targets the program makes (the face's landmark hull minus synthetic hands, "
            "hair, glasses and objects pasted over it) as well as on hand labels, which take precedence; "
-           "without it, a faceset with labels trains on its labelled faces only.", "Generic targets", "bool",
+           "without it, a faceset with labels trains on its labelled faces only. A generic model's mask is cut "
+           "to the landmark hull when applied (its targets never reach past it): for masks past the hull, "
+           "train on labels without --generic.", "Generic targets", "bool",
            switch=True, negative="--no-generic", negative_help="train on the labelled faces only (default)"),
     Option("autobackup_hour", 0, "Back up the model every N hours into <model>_autobackups/01..24 (0 = off).",
            "Autobackup every N hour", "int", valid_range=(0, 24), alias="--autobackup-hours"),

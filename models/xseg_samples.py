@@ -27,6 +27,7 @@ BACKGROUND_CHANCE = 0.5  # DFL: half the samples get another face's background
 HSV_POWER = 0.3
 EFFECT_CHANCE = 0.25  # blur, down/up resize and JPEG each fire this often (DFL)
 LABELLED_SHARE = 0.5  # --generic with hand labels: at least this share of the samples are labelled faces
+DONOR_RECOLOUR = 0.0  # generic targets: share of samples whose patch donor gets unnatural colours
 OCCLUDER_COUNT = (0, 3)  # generic targets: between this many occluders per face (inclusive)
 
 
@@ -103,6 +104,14 @@ def _effects(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return img
 
 
+def _recoloured(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The donor that patches are cut from, with its colour channels swapped or inverted DONOR_RECOLOUR of
+    the time: what covers a face is not always skin-toned, and the only donors are faces."""
+    if not DONOR_RECOLOUR or rng.random() >= DONOR_RECOLOUR:
+        return image
+    return np.ascontiguousarray(image[..., rng.permutation(3)]) if rng.random() < 0.7 else 255 - image
+
+
 def xseg_sample_into(out: Any, k: int, face: Any, donor: Any, spec: Any, rng: np.random.Generator) -> None:
     """Sample `k` of a Batch: `warped` and `target` the augmented face, `mask` its binary target."""
     from models.augment import _hsv_shift, _to_float
@@ -113,7 +122,7 @@ def xseg_sample_into(out: Any, k: int, face: Any, donor: Any, spec: Any, rng: np
     else:
         region = face.masks[..., 1].astype(np.float32) / 255.0
         # the 68 landmarks at img's size put glasses on the eyes and hands over the mouth
-        img, target = occlude(img, region, rng, donors=(donor.image,), count=OCCLUDER_COUNT,
+        img, target = occlude(img, region, rng, donors=(_recoloured(donor.image, rng),), count=OCCLUDER_COUNT,
                               landmarks=face.landmarks)
     if rng.random() < BACKGROUND_CHANCE:
         img = paste_background(img, target, donor.image, rng)
