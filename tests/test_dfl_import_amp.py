@@ -18,7 +18,7 @@ from tests.test_dfl_import import _RunsCode
 from tests.test_dfl_import_quick96 import _conv, _d2s, _lrelu
 
 ITER = 9
-R, AE, INTER, E, D, M = 64, 32, 32, 8, 8, 8  # a tiny AMP (tests/test_scripts.py's TINY_AMP_ARGS)
+R, AE, INTER, E, D, M = 64, 32, 32, 8, 8, 8  # a tiny AMP
 LOW = R // 32
 OPTIONS = {"resolution": R, "face_type": "wf", "models_opt_on_gpu": True, "ae_dims": np.int64(AE),
            "inter_dims": np.int64(INTER), "e_dims": np.int64(E), "d_dims": D, "d_mask_dims": M,

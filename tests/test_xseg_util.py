@@ -353,7 +353,7 @@ def test_train_a_tiny_xseg_and_apply_it(labelled, tmp_path):
     empty.mkdir()
     refused = run_cli("xseg", "apply", "--input-dir", str(folder), "--model-dir", str(empty))
     assert refused.returncode == 1 and str(empty) in refused.error_lines[0]
-    result = run_cli("xseg", "apply", "--input-dir", str(folder), "--model-dir", str(model))
+    result = run_cli("xseg", "apply", "--input-dir", str(folder), "--model-dir", str(model), fresh=True)
     assert result.returncode == 0, result.stderr[-3000:]
     noise = [line for line in result.stderr.splitlines() if "oneDNN" in line or "absl" in line or "cuInit" in line]
     assert noise == []  # TensorFlow's start-up banners are filtered, as for train and merge

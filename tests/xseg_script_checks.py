@@ -113,6 +113,3 @@ class XSegChecks:
 
     def after_5_XSeg_generic_data_dst_whole_faceset_generic_mask(self) -> None:
         assert self._masked("data_dst") == _names(self.ws / "data_dst/aligned")
-
-    def after_5_XSeg_generic_data_src_whole_faceset_generic_mask(self) -> None:
-        assert self._masked("data_src") == _names(self.ws / "data_src/aligned")
