@@ -16,5 +16,6 @@ if ! command -v Xvfb >/dev/null 2>&1 || ! command -v xdotool >/dev/null 2>&1; th
 fi
 cd "$REPO_ROOT"
 # Two test processes (TEST_WORKERS=N to change, 0 = one process); each test file stays in one process, so
-# its module fixtures (a trained tiny model, a faceset) are built once.
-exec "$VENV_PY" -m pytest tests -q -p no:cacheprovider -n "${TEST_WORKERS:-2}" --dist loadfile "$@"
+# its module fixtures (a trained tiny model, a faceset) are built once. Files go out in collection order, where
+# tests/conftest.py puts the longest first (xdist would otherwise order them by test count).
+exec "$VENV_PY" -m pytest tests -q -p no:cacheprovider -n "${TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder "$@"

@@ -105,6 +105,7 @@ FRAME_NAMES = [f"{i:05d}.png" for i in range(1, N_FRAMES + 1)]
 ORIGINAL_FACE_NAMES = sorted(f"{i:05d}_0.jpg" for i in range(1, N_FRAMES + 1))
 SORTED_FACE_NAMES = [f"{i:05d}.jpg" for i in range(N_FRAMES)]
 TRAIN_ARGS = ["--no-preview", "--silent-start", "--target-iteration", "2"]
+XSEG_ARGS = ["--resolution", "64", "--dims", "4", "--batch-size", "2"]  # DFL's 256 px XSeg costs a minute here
 SAEHD_ARGS = ["--resolution", "32", "--archi", "df-ud", "--ae-dims", "32", "--e-dims", "16", "--d-dims", "16",
               "--d-mask-dims", "8", "--batch-size", "2"]
 
@@ -330,7 +331,7 @@ def test_the_workflow_scripts_run_in_order(tmp_path, spaced_repo):
         "5.2_data_dst_util_faceset_resize": ["--image-size", "256"],
         "5.XSeg_data_dst_mask_remove": ["--yes"],
         "5.XSeg_data_src_mask_remove": ["--yes"],
-        "5.XSeg_train": TRAIN_ARGS,
+        "5.XSeg_train": TRAIN_ARGS + XSEG_ARGS,
         "5.XSeg.generic_data_dst_whole_faceset_generic_mask": TRAIN_ARGS,
         # model/ holds the XSeg model by now, beside which an unattended Quick96 run starts 'new' (as DFL)
         "6_train_Quick96": TRAIN_ARGS,

@@ -347,7 +347,7 @@ def test_train_a_tiny_xseg_and_apply_it(labelled, tmp_path):
     model = tmp_path / "model"
     train = run_cli("train", "--training-data-src-dir", str(folder), "--training-data-dst-dir", str(folder),
                     "--model-dir", str(model), "--model", "XSeg", "--no-preview", "--silent-start",
-                    "--target-iteration", "2", timeout=900)
+                    "--resolution", "64", "--dims", "4", "--batch-size", "2", "--target-iteration", "2", timeout=900)
     assert train.returncode == 0, train.stderr[-3000:]
     empty = tmp_path / "empty"
     empty.mkdir()
