@@ -9,13 +9,7 @@ import numpy as np
 import pytest
 
 from core.errors import UserError
-
-TINY = dict(resolution=32, face_type="f", archi="df-ud", ae_dims=32, e_dims=16, d_dims=16, d_mask_dims=8,
-            masked_training=True, eyes_mouth_prio=False, uniform_yaw=False, adabelief=True, lr_dropout=False,
-            random_warp=True, random_hsv_power=0.0, gan_power=0.0, gan_patch_size=4, gan_dims=16,
-            true_face_power=0.0, face_style_power=0.0, bg_style_power=0.0, ct_mode="none", clipgrad=False,
-            pretrain=False, autobackup_hour=0, write_preview_history=False, random_src_flip=False,
-            random_dst_flip=True, batch_size=4)
+from tests.test_train import TINY_OPTIONS as TINY
 
 
 @pytest.fixture(scope="module")
