@@ -149,6 +149,21 @@ def write_dfl_model(folder: Path, name: str = "mine", iteration: int = 7, **opti
     return written
 
 
+def state_meta(state: Path) -> dict:
+    """The JSON metadata of one of our saved model states."""
+    with np.load(state, allow_pickle=False) as data:
+        return json.loads(str(data["meta"]))
+
+
+def import_through_cli(root: Path, write_dfl) -> tuple[Path, dict, object]:
+    """A DFL model folder written by `write_dfl(folder) -> arrays` under root/dfl and imported by `importdfl`
+    into root/ours: (our model folder, DFL's arrays, the CLI result)."""
+    written = write_dfl(root / "dfl")
+    res = run_cli("importdfl", "--input-dir", str(root / "dfl"), "--model-dir", str(root / "ours"))
+    assert res.returncode == 0, res.stderr[-3000:]
+    return root / "ours", written, res
+
+
 class _RunsCode:
     """Unpickles as a call to os.system: what a malicious model file would do."""
 

@@ -5,7 +5,6 @@ merge computes, keeps DFL's AdaBelief state, leaves the inter heads untrained (D
 from DFL's iteration; a hostile pickle is refused without running code."""
 from __future__ import annotations
 
-import json
 import pickle
 import re
 from pathlib import Path
@@ -14,7 +13,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import run_cli
-from tests.test_dfl_import import _RunsCode
+from tests.test_dfl_import import _RunsCode, import_through_cli, state_meta
 from tests.test_dfl_import_quick96 import _conv, _d2s, _lrelu
 
 ITER = 9
@@ -133,11 +132,6 @@ def dfl_amp(x: np.ndarray, w: dict, morph: float) -> tuple[np.ndarray, np.ndarra
     return face, src_mask, decode(from_dst, face=False)[1]
 
 
-def _meta(state: Path) -> dict:
-    with np.load(state, allow_pickle=False) as data:
-        return json.loads(str(data["meta"]))
-
-
 # --- fast ---------------------------------------------------------------------------------------------
 
 def test_amp_variable_names_and_dfl_layouts_map_onto_ours():
@@ -182,11 +176,7 @@ def test_a_hostile_pickle_in_an_amp_folder_is_refused_by_name_without_running_co
 
 @pytest.fixture(scope="module")
 def imported(tmp_path_factory) -> tuple[Path, dict, object]:
-    root = tmp_path_factory.mktemp("dfl_amp")
-    written = write_dfl_amp(root / "dfl")
-    res = run_cli("importdfl", "--input-dir", str(root / "dfl"), "--model-dir", str(root / "ours"))
-    assert res.returncode == 0, res.stderr[-3000:]
-    return root / "ours", written, res
+    return import_through_cli(tmp_path_factory.mktemp("dfl_amp"), write_dfl_amp)
 
 
 @pytest.mark.slow
@@ -194,7 +184,7 @@ def test_imported_amp_predicts_what_dfls_amp_computes_at_morph_0_and_1_and_keeps
     folder, written, res = imported
     out = res.stdout + res.stderr
     assert "starts fresh" not in out and "not imported" not in out and "inter heads are not trained" in out
-    meta = _meta(folder / "morph_AMP_state.npz")
+    meta = state_meta(folder / "morph_AMP_state.npz")
     o = meta["options"]
     assert meta["iteration"] == ITER and o["dfl_layout"] is True and o["train_inters"] is False
     assert (o["inter_dims"], o["morph_factor"], o["lr_dropout"], o["random_dst_flip"]) == (INTER, 0.5, False, True)
@@ -241,7 +231,7 @@ def test_imported_amp_trains_on_at_dfls_iteration_with_its_inters_frozen(importe
     assert its and its[-1] == ITER + 2, res.stdout[-2000:]
     out = res.stdout + res.stderr
     assert "starts fresh" not in out and "not an option" not in out and "is new in this run" not in out
-    assert _meta(folder / "morph_AMP_state.npz")["iteration"] == ITER + 2
+    assert state_meta(folder / "morph_AMP_state.npz")["iteration"] == ITER + 2
     with np.load(imported[0] / "morph_AMP_state.npz") as before, np.load(folder / "morph_AMP_state.npz") as after:
         inter = [k for k in before.files if k.startswith(("net/inter_src/", "net/inter_dst/"))]
         enc = [k for k in before.files if k.startswith("net/encoder/")]

@@ -5,7 +5,6 @@ predicts (load_predictor, as merge loads it), keeps DFL's RMSprop accumulators a
 iteration; a hostile pickle is refused without running code."""
 from __future__ import annotations
 
-import json
 import pickle
 import re
 from pathlib import Path
@@ -14,7 +13,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import run_cli
-from tests.test_dfl_import import TINY, _RunsCode, write_dfl_model
+from tests.test_dfl_import import TINY, _RunsCode, import_through_cli, state_meta, write_dfl_model
 
 ITER = 21
 E, AE, D, M, R = 64, 128, 64, 16, 96  # DFL's Quick96
@@ -134,25 +133,16 @@ def dfl_quick96(x: np.ndarray, w: dict) -> tuple[np.ndarray, np.ndarray, np.ndar
     return face, face_mask, decode("decoder_dst", face=False)[1]
 
 
-def _meta(state: Path) -> dict:
-    with np.load(state, allow_pickle=False) as data:
-        return json.loads(str(data["meta"]))
-
-
 @pytest.fixture(scope="module")
 def imported(tmp_path_factory) -> tuple[Path, dict, object]:
-    root = tmp_path_factory.mktemp("dfl_q96")
-    written = write_dfl_quick96(root / "dfl")
-    res = run_cli("importdfl", "--input-dir", str(root / "dfl"), "--model-dir", str(root / "ours"))
-    assert res.returncode == 0, res.stderr[-3000:]
-    return root / "ours", written, res
+    return import_through_cli(tmp_path_factory.mktemp("dfl_q96"), write_dfl_quick96)
 
 
 @pytest.mark.slow
 def test_imported_quick96_predicts_what_dfls_df_ud_computes_and_keeps_its_rmsprop_state(imported):
     folder, written, res = imported
     assert "starts fresh" not in res.stdout + res.stderr and "not imported" not in res.stdout + res.stderr
-    meta = _meta(folder / "fast_Quick96_state.npz")
+    meta = state_meta(folder / "fast_Quick96_state.npz")
     assert meta["iteration"] == ITER and meta["options"]["dfl_layout"] is True
     with np.load(folder / "fast_Quick96_state.npz") as data:
         assert data["loss_history"].shape == (ITER, 2) and data["preview/src_face"].shape == (2, R, R, 3)
@@ -192,7 +182,7 @@ def test_imported_quick96_trains_on_at_dfls_next_iteration(imported, tmp_path):
     assert its == [ITER + 1], res.stdout[-2000:]
     assert "starts fresh" not in res.stdout + res.stderr and "not an option" not in res.stdout + res.stderr
     assert "is new in this run" not in res.stdout + res.stderr  # DFL's optimizer state was loaded
-    assert _meta(folder / "fast_Quick96_state.npz")["iteration"] == ITER + 1
+    assert state_meta(folder / "fast_Quick96_state.npz")["iteration"] == ITER + 1
     # merge-ready: load_predictor and predict are checked on the import above (merge runs the same loader)
 
 

@@ -5,7 +5,6 @@ FRN, TLU, BlurPool, transposed conv, channel-major flatten); it trains on from D
 RMSprop state; a hostile pickle is refused without running code."""
 from __future__ import annotations
 
-import json
 import pickle
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import run_cli
-from tests.test_dfl_import import _RunsCode
+from tests.test_dfl_import import _RunsCode, import_through_cli, state_meta
 
 DIMS = 4  # DFL's base width is 32; the importer reads it from the weights, a small one keeps the test fast
 RES = 256  # DFL's XSeg resolution (the dense bottleneck is 4x4)
@@ -185,19 +184,10 @@ def _faces(n: int) -> np.ndarray:
     return np.stack(out).astype(np.float32) / 255.0
 
 
-def _meta(state: Path) -> dict:
-    with np.load(state, allow_pickle=False) as data:
-        return json.loads(str(data["meta"]))
-
-
 @pytest.fixture(scope="module")
 def imported(tmp_path_factory) -> tuple[Path, dict, object]:
     """A DFL XSeg folder imported through the CLI: (our model folder, DFL's arrays, the CLI result)."""
-    root = tmp_path_factory.mktemp("dfl_xseg")
-    written = write_dfl_xseg(root / "dfl")
-    res = run_cli("importdfl", "--input-dir", str(root / "dfl"), "--model-dir", str(root / "ours"))
-    assert res.returncode == 0, res.stderr[-3000:]
-    return root / "ours", written, res
+    return import_through_cli(tmp_path_factory.mktemp("dfl_xseg"), write_dfl_xseg)
 
 
 def _load(folder: Path, training: bool):
@@ -217,7 +207,7 @@ def _load(folder: Path, training: bool):
 @pytest.mark.slow
 def test_imported_xseg_gives_dfls_logits_and_keeps_its_options_history_and_rmsprop_state(imported):
     folder, written, res = imported
-    meta = _meta(folder / "XSeg_XSeg_state.npz")
+    meta = state_meta(folder / "XSeg_XSeg_state.npz")
     assert meta["iteration"] == ITER
     o = meta["options"]
     assert (o["face_type"], o["resolution"], o["dims"], o["dfl_layout"]) == ("wf", RES, DIMS, True)
@@ -275,7 +265,7 @@ def test_imported_xseg_trains_through_main_and_masks_through_load_xseg(imported,
     assert res.returncode == 0, res.stderr[-3000:]
     assert "starts fresh" not in res.stdout + res.stderr
     assert "is new in this run" not in res.stdout + res.stderr  # DFL's optimizer state was loaded
-    assert _meta(folder / "XSeg_XSeg_state.npz")["iteration"] == ITER + 1
+    assert state_meta(folder / "XSeg_XSeg_state.npz")["iteration"] == ITER + 1
     from models.xseg import load_xseg
     masker = load_xseg(folder, precision="float32")
     faces = (_faces(2) * 255).astype(np.uint8)
