@@ -344,7 +344,17 @@ def _without_display(s: TrainSettings) -> TrainSettings:
     return dataclasses.replace(s, no_preview=True)
 
 
+def _check_faceset_paths(s: TrainSettings) -> None:
+    """A mistyped faceset path is said at once, before Keras loads (seconds): the folders (or pack files)
+    training will read must exist. The faces themselves are checked later, by load_faceset."""
+    paths = [s.pretraining_dir] if s.pretraining_dir is not None else [s.src_dir, s.dst_dir]
+    for path in paths:
+        if not Path(path).exists():
+            raise UserError("faceset folder not found", path)
+
+
 def train(s: TrainSettings) -> None:
+    _check_faceset_paths(s)
     kb.prepare(s.precision, jit=s.jit)
     from models.batch_stream import BatchStream
 

@@ -185,3 +185,21 @@ def test_a_missing_input_creates_no_model_folder(facesets, tmp_path):
     assert res.returncode == 1 and len(res.error_lines) == 1, res.stderr[-2000:]
     assert str(missing) in res.error_lines[0], res.error_lines[0]
     assert not (tmp_path / "workspace").exists()
+
+
+def test_a_mistyped_faceset_path_is_said_before_keras_loads(facesets, tmp_path, monkeypatch):
+    """Keras/TensorFlow take seconds to load: a path that does not exist is refused before that."""
+    from core import keras_backend
+    from core.errors import UserError
+    from mainscripts.trainer import TrainSettings, train
+
+    def keras_first(*args, **kwargs):
+        raise AssertionError("Keras was prepared before the faceset paths were checked")
+
+    monkeypatch.setattr(keras_backend, "prepare", keras_first)
+    for src, dst, pre in ((tmp_path / "typo", facesets[1], None), (facesets[0], tmp_path / "typo", None),
+                          (facesets[0], facesets[1], tmp_path / "typo")):
+        with pytest.raises(UserError, match="faceset folder not found") as err:
+            train(TrainSettings(src, dst, tmp_path / "model", "SAEHD", pretraining_dir=pre, no_preview=True))
+        assert str(tmp_path / "typo") in str(err.value)
+    assert not (tmp_path / "model").exists()
