@@ -73,8 +73,9 @@ def mask_edge_flicker(masks: list[np.ndarray], motions: list[np.ndarray | None])
     """Frame-to-frame change of a merged mask near its edge, motion compensated: for each frame t >= 1 the
     previous mask is moved by `motions[t]` (frame t-1 -> t pixels, e.g. `frame_motion` of the dst frames;
     None: not compared), and the mean |mask_t - moved mask_t-1| (0..1) is taken over a band around both
-    masks' edges (a twentieth of the face's size wide). What a viewer sees as a crawling blend edge; 0 for
-    a mask that moves exactly with the face. NaN when no pair could be compared."""
+    masks' edges (a twentieth of the face's size wide; a soft mask's edge at half its peak). What a viewer
+    sees as a crawling blend edge; 0 for a mask that moves exactly with the face. NaN when no pair could be
+    compared."""
     values = []
     for t in range(1, len(masks)):
         if motions[t] is None:
@@ -82,6 +83,13 @@ def mask_edge_flicker(masks: list[np.ndarray], motions: list[np.ndarray | None])
         cur = _as_unit(masks[t])
         prev = cv2.warpAffine(_as_unit(masks[t - 1]), np.asarray(motions[t], np.float64), cur.shape[::-1],
                               flags=cv2.INTER_LINEAR)
+        # a soft mask (an early learned one that never reaches 0.5) is measured against its peak: its edge is
+        # where it falls to half of that, and the change is scaled back to the mask's own values
+        peak = max(float(cur.max()), float(prev.max()))
+        if peak <= 0.02:
+            continue
+        scale = min(1.0, peak)
+        cur, prev = cur / scale, prev / scale
         inside = (cur > 0.5) | (prev > 0.5)
         area = int(inside.sum())
         if area == 0:
@@ -93,7 +101,7 @@ def mask_edge_flicker(masks: list[np.ndarray], motions: list[np.ndarray | None])
             b = (m > 0.5).astype(np.uint8)
             band |= cv2.morphologyEx(b, cv2.MORPH_GRADIENT, kernel).astype(bool)
         band |= ((cur > 0.02) & (cur < 0.98)) | ((prev > 0.02) & (prev < 0.98))  # the feathered edge itself
-        values.append(float(np.abs(cur - prev)[band].mean()))
+        values.append(scale * float(np.abs(cur - prev)[band].mean()))
     return float(np.mean(values)) if values else float("nan")
 
 
