@@ -26,7 +26,7 @@ from core.fileio import atomic_write_bytes
 VARIANTS = ("fp32", "int8")
 TOLERANCE = {"fp32": 1e-3, "int8": 0.25}  # max |onnxruntime - Keras| on the probe faces (measured: 1e-7; ~0.01)
 META_KEY = "facekit.live_cache_key"
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: int8 calibrated on the model's preview faces
 PROBE_FACES = 2
 
 
@@ -78,12 +78,28 @@ def onnx_predictor(model: Any, variant: str = "fp32", threads: int | None = None
 
 
 def _probe(model: Any) -> np.ndarray:
-    """Smooth random faces (low-frequency colour fields): stable inputs for comparing the two runtimes."""
+    """Stable inputs for comparing the two runtimes: the model's own preview faces (real dst and src faces the
+    trainer keeps in the state) when it has them, else smooth random faces (low-frequency colour fields)."""
     import cv2
     R = int(model.resolution)
+    real = _preview_faces(model)
+    if len(real):
+        return real[:: max(1, len(real) // PROBE_FACES)][:PROBE_FACES]
     rng = np.random.default_rng(0)
     small = rng.uniform(0.15, 0.85, (PROBE_FACES, 6, 6, 3)).astype(np.float32)
     return np.stack([cv2.resize(s, (R, R), interpolation=cv2.INTER_CUBIC) for s in small]).clip(0, 1)
+
+
+def _preview_faces(model: Any) -> np.ndarray:
+    """The real faces a model's state holds (its fixed preview samples: dst first, then src), float32 0..1,
+    (N, R, R, 3); empty when it holds none of the model's resolution."""
+    R = int(model.resolution)
+    faces = [np.asarray(f) for f in (getattr(model, "preview_samples", {}).get(k) for k in ("dst_face", "src_face"))
+             if f is not None]
+    faces = [f for f in faces if f.ndim == 4 and f.shape[1:] == (R, R, 3) and f.dtype == np.uint8]
+    if not faces:
+        return np.zeros((0, R, R, 3), np.float32)
+    return np.concatenate(faces).astype(np.float32) / 255.0
 
 
 def _keras_outputs(model: Any, faces: np.ndarray) -> np.ndarray:
@@ -155,24 +171,30 @@ def _convert(model: Any, variant: str, key: str) -> bytes:
 
 
 def _calibration(model: Any, morph: bool, rounds: int = 3, faces: int = 4) -> list[dict[str, np.ndarray]]:
-    """Inputs for the int8 activation ranges: smooth random faces, then the model's own outputs fed back in
-    (`rounds` times: a trained decoder turns anything into faces of its domain), one face per feed."""
+    """Inputs for the int8 activation ranges. A trained model's real preview faces (and their mirror images)
+    when the state holds them: the activations of the faces live will see. Else smooth random faces, then the
+    model's own outputs fed back in (`rounds` times: a trained decoder turns anything into faces of its
+    domain). One face per feed."""
     import cv2
 
     from models import dfm_contract as C
-    rng = np.random.default_rng(1)
-    R = int(model.resolution)
-    x = np.stack([cv2.resize(rng.uniform(0.1, 0.9, (8, 8, 3)).astype(np.float32), (R, R),
-                             interpolation=cv2.INTER_CUBIC) for _ in range(faces)]).clip(0, 1)
-    batches = [x]
-    extra = {"morph": C.DEFAULT_MORPH} if morph else {}
-    for _ in range(rounds - 1):
-        x = np.clip(np.asarray(model.predict(x, **extra).face, np.float32), 0, 1)
-        batches.append(x)
+    real = _preview_faces(model)
+    if len(real):
+        batches = [real, real[:, :, ::-1]]
+    else:
+        rng = np.random.default_rng(1)
+        R = int(model.resolution)
+        x = np.stack([cv2.resize(rng.uniform(0.1, 0.9, (8, 8, 3)).astype(np.float32), (R, R),
+                                 interpolation=cv2.INTER_CUBIC) for _ in range(faces)]).clip(0, 1)
+        batches = [x]
+        extra = {"morph": C.DEFAULT_MORPH} if morph else {}
+        for _ in range(rounds - 1):
+            x = np.clip(np.asarray(model.predict(x, **extra).face, np.float32), 0, 1)
+            batches.append(x)
     feeds = []
     for batch in batches:
         for face in batch:
-            feed = {C.IN_FACE: face[None]}
+            feed = {C.IN_FACE: np.ascontiguousarray(face[None])}
             if morph:
                 feed[C.MORPH_VALUE] = np.array([C.DEFAULT_MORPH], np.float32)
             feeds.append(feed)

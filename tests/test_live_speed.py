@@ -100,6 +100,24 @@ def test_int8_runtime_is_close_to_float32_and_uses_int8_convolutions(tiny):
     assert "QLinearConv" in ops and "Conv" not in ops
 
 
+def test_int8_ranges_and_the_probe_come_from_the_model_s_own_faces(tiny, monkeypatch):
+    """A trained model keeps real preview faces in its state: int8's activation ranges are measured on them
+    (and their mirror images) and the runtimes are compared on them, not on random colour fields."""
+    from models import onnx_cache
+    from models.dfm_contract import IN_FACE
+    real = (faces(4) * 255 + 0.5).astype(np.uint8)
+    monkeypatch.setattr(tiny, "preview_samples", {"dst_face": real[:2], "src_face": real[2:]})
+    want = real.astype(np.float32) / 255.0
+    fed = np.concatenate([f[IN_FACE] for f in onnx_cache._calibration(tiny, morph=False)])
+    assert fed.shape == (8, 32, 32, 3) and fed.flags["C_CONTIGUOUS"]
+    np.testing.assert_allclose(fed[:4], want, atol=1e-6)
+    np.testing.assert_allclose(fed[4:], want[:, :, ::-1], atol=1e-6)
+    probe = onnx_cache._probe(tiny)
+    assert len(probe) == onnx_cache.PROBE_FACES and all(any(np.allclose(p, w) for w in want) for p in probe)
+    monkeypatch.setattr(tiny, "preview_samples", {})  # none stored (an untrained model): synthetic faces
+    assert not any(np.allclose(f[IN_FACE][0], w) for f in onnx_cache._calibration(tiny, morph=False) for w in want)
+
+
 def test_runtime_choice_falls_back_only_when_auto(tmp_path):
     from mainscripts.live import LIVE_OPTIONS, with_runtime
     from models.model_files import ModelFiles
