@@ -90,15 +90,21 @@ def _probe(model: Any) -> np.ndarray:
     return np.stack([cv2.resize(s, (R, R), interpolation=cv2.INTER_CUBIC) for s in small]).clip(0, 1)
 
 
+def has_real_probe(model: Any) -> bool:
+    """Whether the model's state holds real faces to check a runtime on (its preview samples)."""
+    return len(_preview_faces(model)) > 0
+
+
 def _preview_faces(model: Any) -> np.ndarray:
     """The real faces a model's state holds (its fixed preview samples: dst first, then src), float32 0..1,
     (N, R, R, 3); empty when it holds none of the model's resolution."""
-    R = int(model.resolution)
-    faces = [np.asarray(f) for f in (getattr(model, "preview_samples", {}).get(k) for k in ("dst_face", "src_face"))
-             if f is not None]
-    faces = [f for f in faces if f.ndim == 4 and f.shape[1:] == (R, R, 3) and f.dtype == np.uint8]
+    stored = getattr(model, "preview_samples", None) or {}
+    faces = [np.asarray(f) for f in (stored.get(k) for k in ("dst_face", "src_face")) if f is not None]
+    if faces:
+        R = int(model.resolution)
+        faces = [f for f in faces if f.ndim == 4 and f.shape[1:] == (R, R, 3) and f.dtype == np.uint8]
     if not faces:
-        return np.zeros((0, R, R, 3), np.float32)
+        return np.zeros((0, 1, 1, 3), np.float32)
     return np.concatenate(faces).astype(np.float32) / 255.0
 
 
@@ -139,6 +145,7 @@ def _checked(path: Path, model: Any, variant: str, probe: np.ndarray, want: np.n
     got = predictor.predict(probe).face
     diff = float(np.max(np.abs(got - want)))
     predictor.max_abs_diff = diff
+    predictor.rms_diff = float(np.sqrt(np.mean(np.square(got - want))))  # what the eye sees: 0.01 = 40 dB PSNR
     if not np.isfinite(diff) or diff > TOLERANCE[variant]:
         log.warning(f"{path.name}: onnxruntime's faces differ from Keras' by {diff:.3g} (more than "
                     f"{TOLERANCE[variant]:g})")

@@ -118,6 +118,22 @@ def test_int8_ranges_and_the_probe_come_from_the_model_s_own_faces(tiny, monkeyp
     assert not any(np.allclose(f[IN_FACE][0], w) for f in onnx_cache._calibration(tiny, morph=False) for w in want)
 
 
+@pytest.mark.slow  # an int8 conversion unless the int8 test above left its cache
+def test_auto_takes_int8_on_a_cpu_only_when_it_matches_on_the_model_s_own_faces(tiny, monkeypatch):
+    from mainscripts import live
+    real = (faces(4) * 255 + 0.5).astype(np.uint8)
+    monkeypatch.setattr(tiny, "preview_samples", {"dst_face": real[:2], "src_face": real[2:]})
+    chosen = live.with_runtime(tiny, "auto")
+    assert "int8" in chosen.name and chosen.rms_diff <= live.AUTO_INT8_MAX_RMS
+    x = faces()
+    assert np.abs(chosen.predict(x).face - tiny.predict(x).face).mean() < 0.01
+    monkeypatch.setattr(live, "AUTO_INT8_MAX_RMS", chosen.rms_diff / 2)  # int8 not close enough: float32
+    assert "fp32" in live.with_runtime(tiny, "auto").name
+    monkeypatch.setattr(live, "AUTO_INT8_MAX_RMS", 1.0)
+    monkeypatch.setattr(tiny, "preview_samples", {})  # no real faces to check int8 on: float32
+    assert "fp32" in live.with_runtime(tiny, "auto").name
+
+
 def test_runtime_choice_falls_back_only_when_auto(tmp_path):
     from mainscripts.live import LIVE_OPTIONS, with_runtime
     from models.model_files import ModelFiles
