@@ -19,6 +19,7 @@ from core.display import WINDOW_WIDTH
 from core.keys import KeyReader
 from merger.config import CHOICES, KEY_HELP, MergeConfig, apply_key, is_setting_key, save_config
 from merger.live_pipeline import LiveSettings, LiveStats
+from merger.window import key_help_image
 from merger.xseg_masks import needs_xseg
 
 WINDOW_NAME = "Live"
@@ -49,18 +50,10 @@ def title_of(cfg: MergeConfig, show_help: bool = False, note: str = "", morph: b
 
 
 def help_image(width: int = 900, height: int = 600) -> np.ndarray:
-    img = np.full((height, width, 3), 32, np.uint8)
-    lines = [("Live face swap - keys", "")] + list(LIVE_HELP) + [("", "")] + list(KEY_HELP)
-    step = max(18, (height - 50) // max(1, len(lines)))
-    y = 36
-    for key, what in lines:
-        if key and not what:
-            cv2.putText(img, key, (24, y), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2, cv2.LINE_AA)
-        elif key:
-            cv2.putText(img, key, (24, y), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (120, 220, 255), 1, cv2.LINE_AA)
-            cv2.putText(img, what, (170, y), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (230, 230, 230), 1, cv2.LINE_AA)
-        y += step
-    return img
+    # the temporal window needs frames ahead, which live does not have: the key only sets it for the saved config
+    merger_keys = [(k, "temporal window for the saved config (merge only)" if k == "t / g" else what)
+                   for k, what in KEY_HELP]
+    return key_help_image("Live face swap - keys", list(LIVE_HELP) + [("", "")] + merger_keys, width, height)
 
 
 def overlay(image: np.ndarray, text: str) -> np.ndarray:

@@ -268,16 +268,24 @@ class FrameMerger:
 
 def help_image(width: int = 1024, height: int = HELP_HEIGHT) -> np.ndarray:
     """The help screen: every key and what it does."""
+    return key_help_image("Interactive merger - keys", list(NAV_HELP) + [("", "")] + list(KEY_HELP), width, height)
+
+
+def key_help_image(title: str, rows: list[tuple[str, str]], width: int, height: int) -> np.ndarray:
+    """A help screen (the merger's, live's): the title, then each key and what it does (("", "") = a gap),
+    laid out for `width` (text sized for 1024 px wide)."""
     img = np.full((height, width, 3), 32, np.uint8)
-    lines = [("Interactive merger - keys", "")] + list(NAV_HELP) + [("", "")] + list(KEY_HELP)
-    y = 40
-    step = max(18, (height - 60) // max(1, len(lines)))
+    k = width / 1024.0
+    lines = [(title, "")] + rows
+    y = round(40 * k)
+    step = max(18, (height - round(60 * k)) // max(1, len(lines)))
     for key, what in lines:
         if key and not what:
-            cv2.putText(img, key, (30, y), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (255, 255, 255), 2, cv2.LINE_AA)
+            cv2.putText(img, key, (round(30 * k), y), cv2.FONT_HERSHEY_SIMPLEX, 0.9 * k, (255, 255, 255), 2, cv2.LINE_AA)
         elif key:
-            cv2.putText(img, key, (30, y), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (120, 220, 255), 1, cv2.LINE_AA)
-            cv2.putText(img, what, (200, y), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (230, 230, 230), 1, cv2.LINE_AA)
+            cv2.putText(img, key, (round(30 * k), y), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * k, (120, 220, 255), 1, cv2.LINE_AA)
+            cv2.putText(img, what, (round(200 * k), y), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * k, (230, 230, 230), 1,
+                        cv2.LINE_AA)
         y += step
     return img
 
