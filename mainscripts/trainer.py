@@ -346,8 +346,16 @@ def _without_display(s: TrainSettings) -> TrainSettings:
 
 def _check_faceset_paths(s: TrainSettings) -> None:
     """A mistyped faceset path is said at once, before Keras loads (seconds): the folders (or pack files)
-    training will read must exist. The faces themselves are checked later, by load_faceset."""
-    paths = [s.pretraining_dir] if s.pretraining_dir is not None else [s.src_dir, s.dst_dir]
+    training will surely read must exist. Pretraining reads only its own folder, and whether it is on may
+    come from the saved options (known later): while a pretraining folder exists, src and dst are left to the
+    later checks (a fresh workspace may pretrain before it has facesets; the SAEHD script always passes
+    workspace/pretrain_faces). The faces themselves are checked later, by load_faceset."""
+    if s.options.get("pretrain") is True:
+        paths = [s.pretraining_dir] if s.pretraining_dir is not None else []
+    elif s.pretraining_dir is not None and Path(s.pretraining_dir).exists():
+        paths = []
+    else:
+        paths = [s.src_dir, s.dst_dir]
     for path in paths:
         if not Path(path).exists():
             raise UserError("faceset folder not found", path)

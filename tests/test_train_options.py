@@ -188,18 +188,30 @@ def test_a_missing_input_creates_no_model_folder(facesets, tmp_path):
 
 
 def test_a_mistyped_faceset_path_is_said_before_keras_loads(facesets, tmp_path, monkeypatch):
-    """Keras/TensorFlow take seconds to load: a path that does not exist is refused before that."""
+    """Keras/TensorFlow take seconds to load: a path that does not exist is refused before that. Pretraining
+    reads only its own folder, and may be on from the saved options: while that folder exists src and dst
+    are not required (the SAEHD script always passes workspace/pretrain_faces)."""
     from core import keras_backend
     from core.errors import UserError
     from mainscripts.trainer import TrainSettings, train
 
+    class KerasPrepared(Exception):
+        pass
+
     def keras_first(*args, **kwargs):
-        raise AssertionError("Keras was prepared before the faceset paths were checked")
+        raise KerasPrepared
 
     monkeypatch.setattr(keras_backend, "prepare", keras_first)
-    for src, dst, pre in ((tmp_path / "typo", facesets[1], None), (facesets[0], tmp_path / "typo", None),
-                          (facesets[0], facesets[1], tmp_path / "typo")):
+    typo, pre = tmp_path / "typo", facesets[0]
+    refused = ((typo, facesets[1], None, {}), (facesets[0], typo, None, {}), (typo, facesets[1], typo, {}),
+               (facesets[0], facesets[1], typo, {"pretrain": True}))
+    for src, dst, pretraining, options in refused:
         with pytest.raises(UserError, match="faceset folder not found") as err:
-            train(TrainSettings(src, dst, tmp_path / "model", "SAEHD", pretraining_dir=pre, no_preview=True))
-        assert str(tmp_path / "typo") in str(err.value)
+            train(TrainSettings(src, dst, tmp_path / "model", "SAEHD", pretraining_dir=pretraining, options=options,
+                                no_preview=True))
+        assert str(typo) in str(err.value)
+    for options in ({}, {"pretrain": True}):  # a fresh workspace pretraining before it has facesets: goes on
+        with pytest.raises(KerasPrepared):
+            train(TrainSettings(typo, typo, tmp_path / "model", "SAEHD", pretraining_dir=pre, options=options,
+                                no_preview=True))
     assert not (tmp_path / "model").exists()
