@@ -28,6 +28,7 @@ TOLERANCE = {"fp32": 1e-3, "int8": 0.25}  # max |onnxruntime - Keras| on the pro
 META_KEY = "facekit.live_cache_key"
 CACHE_FORMAT = 2  # 2: int8 calibrated on the model's preview faces
 PROBE_FACES = 2
+PREVIEW_FACES_MAX = 8  # per side: a state from someone else's folder may hold any number
 
 
 class CacheError(RuntimeError):
@@ -99,7 +100,8 @@ def _preview_faces(model: Any) -> np.ndarray:
     """The real faces a model's state holds (its fixed preview samples: dst first, then src), float32 0..1,
     (N, R, R, 3); empty when it holds none of the model's resolution."""
     stored = getattr(model, "preview_samples", None) or {}
-    faces = [np.asarray(f) for f in (stored.get(k) for k in ("dst_face", "src_face")) if f is not None]
+    sides = (stored.get(k) for k in ("dst_face", "src_face"))
+    faces = [np.asarray(f)[:PREVIEW_FACES_MAX] for f in sides if f is not None]
     if faces:
         R = int(model.resolution)
         faces = [f for f in faces if f.ndim == 4 and f.shape[1:] == (R, R, 3) and f.dtype == np.uint8]
