@@ -342,10 +342,17 @@ sharded = kb._to_tensors({"x": src.warped})["x"]
 assert len(sharded.sharding.device_set) == 2, sharded.sharding
 parallel.train_iteration(src, dst)
 after_parallel = kb.get_values([v for _, v in parallel._net_items()])
-diff = max(float(np.abs(a - b).max()) for a, b in zip(after_single, after_parallel))
-moved = max(float(np.abs(a - b).max()) for a, b in zip(after_single, start))
-print("max diff", diff, "moved", moved)
-assert moved > 5e-5 and diff < 0.01 * moved, (diff, moved)
+# RMSprop's first step moves every weight by about lr / sqrt(1 - rho) whatever its gradient's size, so a weight
+# whose gradient nearly cancels can step either way when the two devices' halves are summed in another order
+# (seen: 1.2% of the weights, update norms 1.8% apart). A step on half the batch - what a missing all-reduce
+# gives - is 44% / 89% apart: compare the whole update and the share of disagreeing weights against 10%.
+flat = lambda xs: np.concatenate([np.ravel(x) for x in xs]).astype(np.float64)
+single_step, parallel_step = flat(after_single) - flat(start), flat(after_parallel) - flat(start)
+moved = float(np.linalg.norm(single_step))
+diff = float(np.linalg.norm(parallel_step - single_step))
+disagree = float(np.mean(np.abs(parallel_step - single_step) > 0.01 * np.abs(single_step).max()))
+print("max diff", diff, "moved", moved, "disagreeing weights", disagree)
+assert moved > 5e-5 and diff < 0.1 * moved and disagree < 0.1, (diff, moved, disagree)
 """
 
 
