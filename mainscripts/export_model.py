@@ -156,6 +156,12 @@ def export_xseg_onnx(model_dir: str | Path, class_name: str = "XSeg", name: str 
     probe = [np.random.default_rng(0).random((PROBE_FACES, res, res, 3), dtype=np.float32)]
     meta = {C.META_FACE_TYPE: model.face_type.short_name or "", C.META_MODEL_CLASS: class_name,
             C.META_MODEL_NAME: name, C.META_ITERATION: str(model.iteration)}
+    from models.xseg import hull_gated
+    if hull_gated(model.options):  # trained on program-made targets scored inside the hull only
+        meta[C.META_XSEG_CUT_TO_HULL] = "1"
+        log.warning(f"XSeg model {name!r} was trained with --generic: its mask is only meant inside the face's "
+                    f"landmark hull, which this toolkit cuts it to; the ONNX file has no landmarks input, so a "
+                    f"program that uses it must cut the mask to the hull itself (metadata {C.META_XSEG_CUT_TO_HULL}=1)")
     data, diff, halves = _convert_and_check(keras_model, [_spec(C.XSEG_IN, (None, res, res, 3))], (C.XSEG_OUT,),
                                             C.XSEG_OPSET, meta, False, probe, out)
     _write(out, data)

@@ -47,6 +47,7 @@ class SampleSpec:
     eyes_mouth: bool = True  # produce em_mask (zeros when off)
     target: str = "face"  # "face": face-swap samples; "xseg": (augmented face, segmentation target) pairs
     generic: bool = False  # xseg: unlabelled faces train on program-made targets (models.xseg_samples)
+    hull_loss: bool = False  # xseg: a program-made target is scored inside the face's landmark hull only
 
     def __post_init__(self) -> None:
         if int(self.resolution) < 16:
@@ -69,6 +70,7 @@ class Batch:
     target: np.ndarray  # (N, R, R, 3): the same affine and flip, no warp
     mask: np.ndarray  # (N, R, R, 1): the face mask in target geometry (xseg: the segmentation target)
     em_mask: np.ndarray  # (N, R, R, 1): eyes and mouth inside the face mask, each sample's max is 1
+    # (xseg: the per-pixel loss weight, 1 where the target is known)
 
     def __len__(self) -> int:
         return int(self.warped.shape[0])

@@ -59,4 +59,5 @@ META_FACE_TYPE = "facekit.face_type"  # short face type name: h, mf, f, wf, head
 META_MODEL_CLASS = "facekit.model_class"  # SAEHD, Quick96, AMP ...
 META_MODEL_NAME = "facekit.model_name"
 META_ITERATION = "facekit.iteration"
+META_XSEG_CUT_TO_HULL = "facekit.xseg_cut_to_hull"  # "1": a --generic XSeg; cut its mask to the landmark hull
 DFL_DEFAULT_FACE_TYPE = "wf"  # DeepFaceLive's recipes train whole-face models

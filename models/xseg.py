@@ -35,6 +35,9 @@ INFER_BATCH = 16
 # hull, so there its output is noise (bench/xseg_quality.py: a third of its errors). Its mask is cut to the
 # hull grown by this share of the face's width wherever the caller gives the face's landmarks.
 HULL_GATE_GROW = 0.0
+# ... and its program-made targets are scored inside the hull only: the network learns what covers a face,
+# not where the hull's edge runs (the landmarks say that exactly when the mask is applied).
+HULL_LOSS = True
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,8 @@ class XSeg(ModelBase):
 
     def sample_specs(self) -> tuple[SampleSpec, SampleSpec]:
         spec = SampleSpec(resolution=self.resolution, face_type=self.face_type, random_warp=True,
-                          random_flip=True, eyes_mouth=False, target="xseg", generic=bool(self.options["generic"]))
+                          random_flip=True, eyes_mouth=False, target="xseg", generic=bool(self.options["generic"]),
+                          hull_loss=HULL_LOSS and hull_gated(self.options))
         return spec, spec
 
     def _loss(self, b):
@@ -102,15 +106,18 @@ class XSeg(ModelBase):
         n = ops.shape(b["src_in"])[0]
         logits = self.nets["xseg"](ops.concatenate([b["src_in"], b["dst_in"]], axis=0))
         target = ops.concatenate([b["src_mask"], b["dst_mask"]], axis=0)
-        ce = ops.mean(ops.binary_crossentropy(target, logits, from_logits=True), axis=(1, 2))  # per sample
+        weight = ops.concatenate([b["src_weight"], b["dst_weight"]], axis=0)  # 1 where the target is known
+        ce = ops.binary_crossentropy(target, logits, from_logits=True)  # (N, R, R, 1)
+        ce = ops.sum(ce * weight, axis=(1, 2, 3)) / ops.maximum(ops.sum(weight, axis=(1, 2, 3)), 1.0)  # per sample
         if self.recipe.dice:
             from models.losses import soft_dice
-            ce = ce + self.recipe.dice * soft_dice(target, ops.sigmoid(logits))
+            ce = ce + self.recipe.dice * soft_dice(target * weight, ops.sigmoid(logits) * weight)
         src_loss, dst_loss = ops.mean(ce[:n]), ops.mean(ce[n:])
         return src_loss + dst_loss, {"src_loss": src_loss, "dst_loss": dst_loss}
 
     def train_iteration(self, src: Any, dst: Any) -> list[float]:
-        batch = {"src_in": src.warped, "src_mask": src.mask, "dst_in": dst.warped, "dst_mask": dst.mask}
+        batch = {"src_in": src.warped, "src_mask": src.mask, "src_weight": src.em_mask,
+                 "dst_in": dst.warped, "dst_mask": dst.mask, "dst_weight": dst.em_mask}
         self._last_batch = batch
         metrics = self.step(batch)
         return [metrics["src_loss"], metrics["dst_loss"]]
@@ -144,7 +151,7 @@ class XSeg(ModelBase):
         from models.preview import to_u8
         out = {}
         for side, batch in (("src", src), ("dst", dst)):
-            pred = self.mask_batch(batch.target)
+            pred = self.mask_batch(batch.target) * batch.em_mask[..., 0]  # a hull-gated model: as applied
             rows = [np.concatenate([face, np.repeat(target, 3, axis=-1), overlay(face, p)], axis=1)
                     for face, target, p in zip(batch.target, batch.mask, pred)]
             out[f"XSeg {side} faces"] = to_u8(np.concatenate(rows, axis=0))
@@ -167,8 +174,7 @@ class XSegMasker:
         self.face_type = model.face_type
         self.name = model.files.name
         self.iteration = model.iteration
-        # the hull gate (HULL_GATE_GROW): for models trained on program-made targets, not DFL's
-        self.uses_landmarks = bool(model.options.get("generic")) and not model.options.get("dfl_layout")
+        self.uses_landmarks = hull_gated(model.options)
 
     def masks(self, faces: np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray:
         """uint8 BGR [N, H, W, 3] -> float32 masks [N, H, W] in 0..1 at the input size; the faces are
@@ -195,6 +201,12 @@ class XSegMasker:
             for k, lm in enumerate(np.asarray(landmarks, np.float64)):
                 out[k] *= hull_gate((h, w), lm)
         return out
+
+
+def hull_gated(options: dict[str, Any]) -> bool:
+    """Whether a model's masks are cut to the hull (HULL_GATE_GROW): one trained with --generic on
+    program-made targets, not one imported from DFL."""
+    return bool(options.get("generic")) and not options.get("dfl_layout")
 
 
 def hull_gate(shape_hw: tuple[int, int], landmarks: np.ndarray, grow: float = HULL_GATE_GROW) -> np.ndarray:

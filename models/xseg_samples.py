@@ -2,7 +2,8 @@
 
 A labelled face (include polygons in its metadata) trains on its labels. An unlabelled face, in
 generic mode, trains on a target the program makes: its landmark hull minus synthetic occluders
-pasted over it (`models.xseg_targets.occlude`). In generic mode with some hand labels, the labelled
+pasted over it (`models.xseg_targets.occlude`), scored inside the hull only when the model's mask is
+cut to the hull where it is applied (SampleSpec.hull_loss; the loss weight rides in Batch.em_mask). In generic mode with some hand labels, the labelled
 faces are drawn for LABELLED_SHARE of the samples however few they are, so the labels steer the
 model. Labels that cannot make a mask (facelib.seg_polys) are skipped, each face named once. Then,
 as DFL's XSeg sample generator does: half the time the background comes from another face, random
@@ -113,10 +114,13 @@ def _recoloured(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def xseg_sample_into(out: Any, k: int, face: Any, donor: Any, spec: Any, rng: np.random.Generator) -> None:
-    """Sample `k` of a Batch: `warped` and `target` the augmented face, `mask` its binary target."""
+    """Sample `k` of a Batch: `warped` and `target` the augmented face, `mask` its binary target, `em_mask`
+    the loss weight: 1 everywhere, or with `spec.hull_loss` inside the landmark hull only for a program-made
+    target (outside it the target is a guess, and a hull-gated model's mask is cut there anyway)."""
     from models.augment import _hsv_shift, _to_float
     from models.xseg_targets import occlude, paste_background
     img = face.image
+    known = None  # where the target is known (None: everywhere)
     if face.labelled:
         target = face.masks[..., 0].astype(np.float32) / 255.0
     else:
@@ -124,6 +128,8 @@ def xseg_sample_into(out: Any, k: int, face: Any, donor: Any, spec: Any, rng: np
         # the 68 landmarks at img's size put glasses on the eyes and hands over the mouth
         img, target = occlude(img, region, rng, donors=(_recoloured(donor.image, rng),), count=OCCLUDER_COUNT,
                               landmarks=face.landmarks)
+        if spec.hull_loss:
+            known = (region > 0).astype(np.float32)
     if rng.random() < BACKGROUND_CHANCE:
         img = paste_background(img, target, donor.image, rng)
     params = gen_warp_params(spec.resolution, rng, flip=spec.random_flip, scale_range=spec.scale_range)
@@ -135,4 +141,9 @@ def xseg_sample_into(out: Any, k: int, face: Any, donor: Any, spec: Any, rng: np
     out.warped[k] = face_f
     out.target[k] = face_f
     out.mask[k, ..., 0] = (target > 0.5).astype(np.float32)
-    out.em_mask[k] = 0.0
+    if known is None:
+        out.em_mask[k] = 1.0
+    else:
+        known = warp_image(known, params, warp=spec.random_warp, transform=True, border_replicate=False,
+                           interpolation=cv2.INTER_LINEAR)
+        out.em_mask[k, ..., 0] = (known > 0).astype(np.float32)

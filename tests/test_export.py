@@ -173,6 +173,20 @@ def test_exportonnx_writes_xseg_as_dfls_xseg_onnx(tmp_path, faces):
         assert mask.shape == (len(batch), 64, 64, 1) and mask.min() >= 0 and mask.max() <= 1
         # the network's mask before XSeg.mask_batch's floor at 0.1 (left to the reader, as with DFL's file)
         np.testing.assert_allclose(mask, np.asarray(ops.sigmoid(model.nets["xseg"](batch))), atol=ATOL, rtol=0)
+    assert C.META_XSEG_CUT_TO_HULL not in {p.key for p in proto.metadata_props}  # trained on labels
+
+
+@pytest.mark.slow
+def test_exportonnx_of_a_generic_xseg_says_its_mask_must_be_cut_to_the_hull(tmp_path, capsys):
+    """A --generic model learns nothing outside the landmark hull (its loss is scored inside only): the file
+    says so in its metadata and the export says it in one line."""
+    from mainscripts.export_model import export_xseg_onnx
+    from tests.test_xseg_model import TINY
+    _save(tmp_path, "XSeg", "new", **{**TINY, "generic": True})
+    path = export_xseg_onnx(tmp_path).path
+    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert meta[C.META_XSEG_CUT_TO_HULL] == "1"
+    assert "trained with --generic" in capsys.readouterr().err
 
 
 def test_a_folder_without_a_model_is_one_line_exit_1_and_nothing_written(tmp_path):

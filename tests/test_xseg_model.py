@@ -295,7 +295,65 @@ def test_xseg_learns_a_fixed_batch(facesets, tmp_path):
         faces.append(cv2.resize(image, (64, 64), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0)
         masks.append(cv2.resize(hull_mask((h, w), meta.landmarks), (64, 64), interpolation=cv2.INTER_LINEAR)[..., None])
     x, m = np.stack(faces), (np.stack(masks) > 0.5).astype(np.float32)
-    batch = Batch(warped=x, target=x, mask=m, em_mask=np.zeros_like(m))
+    batch = Batch(warped=x, target=x, mask=m, em_mask=np.ones_like(m))  # em_mask: the loss weight
     losses = [sum(model.train_iteration(batch, batch)) for _ in range(60)]
     assert np.mean(losses[-5:]) < 0.97 * np.mean(losses[:3]), losses
     assert sum(b < a for a, b in zip(losses, losses[1:])) > 0.8 * (len(losses) - 1), losses
+
+
+def test_a_generic_target_is_scored_inside_the_hull_only_and_a_label_everywhere(facesets):
+    """--generic: the loss weight (em_mask) of a program-made target is the face's hull, warped with the face,
+    so the network learns what covers a face and not where the hull's edge runs; a hand label (which may
+    reach past the hull, a forehead) and a model trained without the hull gate are scored everywhere."""
+    from facelib.masks import hull_mask
+    from models.augment import SampleSpec, _Producer
+    from models.sample_set import load_faceset
+    from models.xseg_samples import select_faces
+    base = SampleSpec(resolution=64, face_type=FaceType.WHOLE_FACE, eyes_mouth=False, target="xseg", generic=True,
+                      random_warp=False, scale_range=(0.0, 0.0))
+    dst = load_faceset(facesets[1])  # unlabelled: generic targets
+    gated = _Producer(dst, SampleSpec(**{**base.__dict__, "hull_loss": True}), 6, seed=2, ct_source=None,
+                      cache_bytes=1 << 26).next_batch()
+    weight, target = gated.em_mask[..., 0], gated.mask[..., 0]
+    assert set(np.unique(weight)) <= {0.0, 1.0}
+    assert (weight[target > 0] == 1.0).all()  # the face left to see lies inside what is scored
+    share = weight.mean(axis=(1, 2))
+    assert (share > 0.15).all() and (share < 0.8).all(), share  # the hull, not the square or nothing
+    # without warp or scale the weight is the hull in the face's pixels (flipped or not, turned a little)
+    hulls = [hull_mask((64, 64), r.landmarks * (64 / 96)) > 0.5 for r in dst]
+    scored = weight[0] > 0.5
+    best = max(float((scored & h).sum() / (scored | h).sum()) for h in hulls)
+    assert best > 0.6, best
+    ungated = _Producer(dst, base, 4, seed=2, ct_source=None, cache_bytes=1 << 26).next_batch()
+    assert (ungated.em_mask == 1.0).all()
+    src = load_faceset(facesets[0])
+    labelled, spec = select_faces(src, SampleSpec(**{**base.__dict__, "generic": False, "hull_loss": True}), "src")
+    assert not spec.generic
+    assert (_Producer(labelled, spec, 4, seed=2, ct_source=None, cache_bytes=1 << 26).next_batch().em_mask == 1.0).all()
+
+
+def test_the_xseg_loss_ignores_the_target_where_its_weight_is_zero(facesets, tmp_path):
+    """What a program-made target says outside the hull does not move the loss; inside it, it does."""
+    import keras
+
+    from models.augment import Batch
+    keras.utils.set_random_seed(3)
+    model = _model(tmp_path)
+    model.build_training()
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (2, 64, 64, 3)).astype(np.float32)
+    weight = np.zeros((2, 64, 64, 1), np.float32)
+    weight[:, 16:48, 16:48] = 1.0
+    target = np.zeros_like(weight)
+    target[:, 20:44, 20:44] = 1.0
+
+    def loss(mask: np.ndarray) -> float:
+        b = Batch(warped=x, target=x, mask=mask, em_mask=weight)
+        return sum(model.step.evaluate({"src_in": b.warped, "src_mask": b.mask, "src_weight": b.em_mask,
+                                        "dst_in": b.warped, "dst_mask": b.mask, "dst_weight": b.em_mask}).values())
+
+    outside, inside = target.copy(), target.copy()
+    outside[:, :8] = 1.0  # rows the weight leaves out
+    inside[:, 24:30, 24:30] = 0.0
+    assert abs(loss(outside) - loss(target)) < 1e-6
+    assert abs(loss(inside) - loss(target)) > 1e-3

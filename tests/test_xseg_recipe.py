@@ -50,7 +50,7 @@ def test_a_generic_model_trains_with_adam_and_dice_and_going_back_to_labels_rest
     masks = np.zeros((2, 64, 64, 1), np.float32)
     masks[:, 16:48, 16:48] = 1.0
     faces[:, 16:48, 16:48] *= 0.3  # the "face" is the dark square
-    batch = SimpleNamespace(warped=faces, mask=masks, target=faces)
+    batch = SimpleNamespace(warped=faces, mask=masks, target=faces, em_mask=np.ones_like(masks))  # em_mask: loss weight
     losses = [sum(model.train_step(batch, batch)) for _ in range(25)]
     assert all(np.isfinite(losses)) and np.mean(losses[-5:]) < 0.9 * np.mean(losses[:5]), losses  # measured 0.85
     model.save()
