@@ -1,5 +1,6 @@
-"""Synthetic occluders for XSeg's zero-label training: hands, hair, glasses, objects and patches drawn
-procedurally over a face, each as a colour layer with a soft-edged alpha.
+"""Synthetic occluders for XSeg's zero-label training: hands, hair, glasses, objects, patches and plain
+shapes in the face's own colours drawn procedurally over a face, each as a colour layer with a soft-edged
+alpha.
 
 Why procedural: we ship no labelled data and cannot download a generic XSeg, so the network learns
 "face, not what covers it" from the user's own faces with things pasted on top (the synthetic-occlusion
@@ -222,7 +223,7 @@ def _finish(colour: np.ndarray, alpha: np.ndarray, sigma: float, cover: np.ndarr
 DrawFn = Callable[[np.ndarray, Geometry, np.random.Generator, Sequence[np.ndarray]], Layer]
 
 
-# ---- the five kinds -----------------------------------------------------------------------------
+# ---- the six kinds ------------------------------------------------------------------------------
 
 def draw_patch(face: np.ndarray, geo: Geometry, rng: np.random.Generator, donors: Sequence[np.ndarray]) -> Layer:
     """A random-shaped piece of another image (a donor), or of another part of this one, moved and turned."""
@@ -401,5 +402,39 @@ def draw_object(face: np.ndarray, geo: Geometry, rng: np.random.Generator, donor
     return _finish(colour, alpha, rng.uniform(0.3, 1.2) * w / 128)
 
 
+def draw_shape(face: np.ndarray, geo: Geometry, rng: np.random.Generator, donors: Sequence[np.ndarray]) -> Layer:
+    """A thing of no particular kind in the face's own colours: a polygon, a blob or a bent band whose
+    surface is the face's mean colour, shifted a little, shaded and grained. What covers a face is not
+    always another colour than skin: this one can only be told by its outline and its flatness."""
+    h, w = geo.shape
+    colour, alpha = _empty(geo.shape)
+    centre = _anchor(geo, rng, {"edge": 0.4, "mouth": 0.15, "eye": 0.15, "cheek": 0.2, "chin": 0.1})
+    r = geo.width * rng.uniform(0.12, 0.35)
+    form = int(rng.integers(3))
+    if form == 0:  # a polygon of 3 to 7 corners
+        n = int(rng.integers(3, 8))
+        angles = np.sort(rng.uniform(0, 2 * np.pi, n))
+        radii = r * rng.uniform(0.5, 1.2, n)
+        mask = _poly(geo.shape, centre + np.stack([np.cos(angles) * radii, np.sin(angles) * radii], 1))
+    elif form == 1:
+        mask = _poly(geo.shape, _blob_pts(rng, centre, r, r * rng.uniform(0.4, 1.4)))
+    else:  # a band, straight or bent, a finger's to a wrist's width
+        d = rng.normal(0, 1, 2)
+        d = d / max(np.linalg.norm(d), 1e-6) * r * rng.uniform(1.0, 2.5)
+        bend = np.array([-d[1], d[0]]) * rng.uniform(-0.6, 0.6)
+        mask = _stroke(geo.shape, _bezier(centre - d, centre + bend, centre + d), r * rng.uniform(0.3, 0.8))
+    l, t, rr, b = (int(v) for v in geo.box)
+    inner = face[t + (b - t) // 4:b - (b - t) // 4, l + (rr - l) // 4:rr - (rr - l) // 4].reshape(-1, 3)
+    tone = np.median(inner, axis=0).astype(np.float32) if len(inner) else rng.uniform(40, 220, 3).astype(np.float32)
+    tone = tone * rng.uniform(0.85, 1.15, 3)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    ang = rng.uniform(0, 2 * np.pi)
+    shade = 1.0 + rng.uniform(0.0, 0.15) * ((np.cos(ang) * (xx - centre[0]) + np.sin(ang) * (yy - centre[1])) / max(r, 1.0))
+    grain = cv2.resize(rng.normal(0, 8, (max(2, h // 8), max(2, w // 8))).astype(np.float32), (w, h),
+                       interpolation=cv2.INTER_CUBIC)
+    _paint(colour, alpha, mask, np.clip(tone * np.clip(shade, 0.7, 1.3)[..., None] + grain[..., None], 0, 255))
+    return _finish(colour, alpha, rng.uniform(0.3, 1.2) * w / 128)
+
+
 DRAWERS: dict[str, DrawFn] = {"patch": draw_patch, "hand": draw_hand, "hair": draw_hair,
-                              "glasses": draw_glasses, "object": draw_object}
+                              "glasses": draw_glasses, "object": draw_object, "shape": draw_shape}

@@ -18,7 +18,7 @@ from facelib.masks import has_include_polygon, polygons_mask
 from faceset.meta import FaceMeta
 from models.xseg_occluders import DRAWERS, Layer, face_geometry
 
-OCCLUDER_KINDS = ("patch", "hand", "hair", "glasses", "object")
+OCCLUDER_KINDS = ("patch", "hand", "hair", "glasses", "object", "shape")
 
 
 def label_face_size(meta: FaceMeta) -> int:

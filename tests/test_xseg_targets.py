@@ -107,6 +107,18 @@ def test_glasses_sit_on_the_eyes_given_landmarks(faces):
             assert layers[0].alpha[y, x] > 0, f"seed {seed}: no lens over the eye at {x},{y}"
 
 
+def test_a_shape_takes_the_faces_own_colour(faces):
+    """"shape" occluders are the face's colour (shifted a little), unlike objects: the network must find them
+    by their outline, not by a colour skin never has."""
+    for seed in range(8):
+        image, hull, layers = _sample(faces, seed, "shape", 200 + seed)
+        solid = layers[0].alpha > 0.5
+        assert solid.sum() > 5, seed
+        painted = np.median(layers[0].colour[solid], axis=0)
+        skin = np.median(image[hull > 0.5].astype(np.float32), axis=0)
+        assert np.linalg.norm(painted - skin) < 0.35 * np.linalg.norm(skin), (seed, painted, skin)
+
+
 def test_unknown_kind_is_refused(faces):
     image, _, hull = faces[0]
     with pytest.raises(ValueError, match="kinds"):
