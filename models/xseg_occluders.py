@@ -404,7 +404,7 @@ def draw_object(face: np.ndarray, geo: Geometry, rng: np.random.Generator, donor
 
 def draw_shape(face: np.ndarray, geo: Geometry, rng: np.random.Generator, donors: Sequence[np.ndarray]) -> Layer:
     """A thing of no particular kind in the face's own colours: a polygon, a blob or a bent band whose
-    surface is the face's mean colour, shifted a little, shaded and grained. What covers a face is not
+    surface is the median colour of the face's middle, shifted a little, shaded and grained. What covers a face is not
     always another colour than skin: this one can only be told by its outline and its flatness."""
     h, w = geo.shape
     colour, alpha = _empty(geo.shape)

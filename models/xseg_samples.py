@@ -3,10 +3,10 @@
 A labelled face (include polygons in its metadata) trains on its labels. An unlabelled face, in
 generic mode, trains on a target the program makes: its landmark hull minus synthetic occluders
 pasted over it (`models.xseg_targets.occlude`), scored inside the hull only when the model's mask is
-cut to the hull where it is applied (SampleSpec.hull_loss; the loss weight rides in Batch.em_mask). In generic mode with some hand labels, the labelled
-faces are drawn for LABELLED_SHARE of the samples however few they are, so the labels steer the
-model. Labels that cannot make a mask (facelib.seg_polys) are skipped, each face named once. Then,
-as DFL's XSeg sample generator does: half the time the background comes from another face, random
+cut to the hull where it is applied (SampleSpec.hull_loss; the loss weight rides in Batch.em_mask).
+In generic mode with some hand labels, the labelled faces are drawn for LABELLED_SHARE of the samples
+however few they are, so the labels steer the model. Labels that cannot make a mask
+(facelib.seg_polys) are skipped, each face named once. Then, as DFL's XSeg sample generator does: half the time the background comes from another face, random
 warp + affine + flip of face and target alike, a binary target, an HSV shift, and now and then
 blur, a down/up resize or JPEG compression.
 """
