@@ -6,9 +6,10 @@ pasted over it (`models.xseg_targets.occlude`), scored inside the hull only when
 cut to the hull where it is applied (SampleSpec.hull_loss; the loss weight rides in Batch.em_mask).
 In generic mode with some hand labels, the labelled faces are drawn for LABELLED_SHARE of the samples
 however few they are, so the labels steer the model. Labels that cannot make a mask
-(facelib.seg_polys) are skipped, each face named once. Then, as DFL's XSeg sample generator does: half the time the background comes from another face, random
-warp + affine + flip of face and target alike, a binary target, an HSV shift, and now and then
-blur, a down/up resize or JPEG compression.
+(facelib.seg_polys) are skipped, each face named once. Then, as DFL's XSeg sample generator does:
+half the time the background comes from another face, random warp + affine + flip of face and
+target alike, a binary target, an HSV shift, and now and then blur, a down/up resize or JPEG
+compression.
 """
 from __future__ import annotations
 
