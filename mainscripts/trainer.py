@@ -303,14 +303,17 @@ def _preview_faces(model: Any, src_faces: list, dst_faces: list, specs: tuple[An
     res = model.resolution
     batches = []
     for side, faces, spec in (("src", src_faces, specs[0]), ("dst", dst_faces, specs[1])):
-        face, mask = stored.get(f"{side}_face"), stored.get(f"{side}_mask")
-        if face is None or mask is None or face.shape[1:] != (res, res, 3) or len(face) < n:
+        # XSeg keeps the faces' hulls too: its generic masks are shown cut to them (XSeg.preview_images)
+        keys = [f"{side}_face", f"{side}_mask"] + ([f"{side}_hull"] if spec.target == "xseg" else [])
+        face = stored.get(keys[0])
+        if any(stored.get(k) is None for k in keys) or face.shape[1:] != (res, res, 3) or len(face) < n:
             b = preview_batch(faces, spec, n, seed=model.iteration)
-            stored[f"{side}_face"] = (b.target * 255 + 0.5).astype(np.uint8)
-            stored[f"{side}_mask"] = (b.mask * 255 + 0.5).astype(np.uint8)
-        target = stored[f"{side}_face"][:n].astype(np.float32) / 255
-        mask = stored[f"{side}_mask"][:n].astype(np.float32) / 255
-        batches.append(Batch(target, target, mask, np.zeros_like(mask)))
+            for key, values in zip(keys, (b.target, b.mask, b.em_mask)):
+                stored[key] = (values * 255 + 0.5).astype(np.uint8)
+        target = stored[keys[0]][:n].astype(np.float32) / 255
+        mask = stored[keys[1]][:n].astype(np.float32) / 255
+        em = stored[keys[2]][:n].astype(np.float32) / 255 if len(keys) > 2 else np.zeros_like(mask)
+        batches.append(Batch(target, target, mask, em))
     return batches[0], batches[1]
 
 

@@ -271,7 +271,8 @@ def _put_em(dst: np.ndarray, em: np.ndarray) -> None:
 
 def preview_batch(records: Sequence[FaceRecord], spec: SampleSpec, n: int, seed: int = 0) -> Batch:
     """`n` faces (chosen by `seed`) at the model's resolution and face type, with no augmentation:
-    `warped` and `target` are the same image. For the trainer's preview rows."""
+    `warped` and `target` are the same image. For the trainer's preview rows (xseg: `mask` is the label or the
+    hull, `em_mask` the hull)."""
     records = list(records)
     if not records:
         raise UserError("no faces for the preview")
@@ -289,6 +290,7 @@ def preview_batch(records: Sequence[FaceRecord], spec: SampleSpec, n: int, seed:
         masks = _to_float(face.masks)
         if mask_fn is not None:  # xseg: the hand label when there is one, else the landmark hull
             out.mask[k, ..., 0] = masks[..., 0] if face.labelled else masks[..., 1]
+            out.em_mask[k, ..., 0] = masks[..., 1]  # the hull, which a generic model's mask is cut to
             continue
         out.mask[k, ..., 0] = masks[..., 0]
         _put_em(out.em_mask[k, ..., 0], masks[..., 1])

@@ -151,7 +151,9 @@ class XSeg(ModelBase):
         from models.preview import to_u8
         out = {}
         for side, batch in (("src", src), ("dst", dst)):
-            pred = self.mask_batch(batch.target) * batch.em_mask[..., 0]  # a hull-gated model: as applied
+            pred = self.mask_batch(batch.target)
+            if hull_gated(self.options):  # cut to the face's hull (the preview batch's em_mask), as applied
+                pred = pred * batch.em_mask[..., 0]
             rows = [np.concatenate([face, np.repeat(target, 3, axis=-1), overlay(face, p)], axis=1)
                     for face, target, p in zip(batch.target, batch.mask, pred)]
             out[f"XSeg {side} faces"] = to_u8(np.concatenate(rows, axis=0))

@@ -357,3 +357,33 @@ def test_the_xseg_loss_ignores_the_target_where_its_weight_is_zero(facesets, tmp
     inside[:, 24:30, 24:30] = 0.0
     assert abs(loss(outside) - loss(target)) < 1e-6
     assert abs(loss(inside) - loss(target)) > 1e-3
+
+
+def test_the_training_preview_shows_the_mask_cut_to_the_hull_for_a_generic_model_only(facesets, tmp_path):
+    """The trainer's XSeg preview (face | target | predicted mask over the face) shows a generic model's
+    mask as it is applied, cut to the face's hull, and a labelled model's mask whole; the hulls are kept
+    with the preview faces in the model's state."""
+    import keras
+
+    from mainscripts.trainer import _preview_faces
+    from models.sample_set import load_faceset
+    from models.xseg import overlay
+    keras.utils.set_random_seed(1)
+    src, dst = load_faceset(facesets[0]), load_faceset(facesets[1])
+    for generic in (True, False):
+        model = _model(tmp_path / str(generic), generic=generic)
+        specs = model.sample_specs()
+        s_batch, d_batch = _preview_faces(model, src, dst, specs)
+        assert {"src_hull", "dst_hull"} <= set(model.preview_samples)
+        share = d_batch.em_mask.mean(axis=(1, 2, 3))
+        assert (share > 0.15).all() and (share < 0.8).all(), share  # the hull, not nothing or the square
+        raw = model.mask_batch(d_batch.target)
+        shown = model.preview_images(s_batch, d_batch)["XSeg dst faces"]
+        res = model.resolution
+        for k in range(len(d_batch)):
+            expected = raw[k] * d_batch.em_mask[k, ..., 0] if generic else raw[k]
+            panel = shown[k * res:(k + 1) * res, 2 * res:].astype(np.float32)
+            want = np.clip(overlay(d_batch.target[k], expected) * 255, 0, 255)
+            assert np.abs(panel - want).max() <= 2.0
+        outside = d_batch.em_mask[..., 0] < 0.5
+        assert raw[outside].max() > 0.0  # the untrained net's mask reaches past the hull: the cut shows
