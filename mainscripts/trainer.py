@@ -373,13 +373,17 @@ def train(s: TrainSettings) -> None:
 
     plan = _plan_model(s)
     src_faces, dst_faces = _load_sets(s, plan)  # the inputs check out before the model folder is created
+    if plan.cls.CLASS_NAME == "XSeg":  # no labels on either side: generic targets, so a generic model
+        from models.xseg_samples import settle_generic
+        settle_generic(plan.options, s.options, ((s.src_dir, src_faces), (s.dst_dir, dst_faces)))
     model = _open_model(s, plan)
     src_spec, dst_spec = model.sample_specs()
-    if src_spec.target == "xseg":  # labelled faces, or generic targets where a side has no labels
+    if src_spec.target == "xseg":  # labelled faces (a side without takes the other's), or generic targets
         from models.xseg_samples import select_faces
         warned: set[str] = set()  # a face on both sides (one faceset for src and dst) is named once
-        src_faces, src_spec = select_faces(src_faces, src_spec, "src", warned)
-        dst_faces, dst_spec = select_faces(dst_faces, dst_spec, "dst", warned)
+        src_all = src_faces
+        src_faces, src_spec = select_faces(src_faces, src_spec, "src", warned, pool=dst_faces)
+        dst_faces, dst_spec = select_faces(dst_faces, dst_spec, "dst", warned, pool=src_all)
     preview = _preview_faces(model, src_faces, dst_faces, (src_spec, dst_spec))
     console = Console()
     print(model.summary_text(), end="")

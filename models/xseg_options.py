@@ -26,7 +26,8 @@ XSEG_OPTIONS: tuple[Option, ...] = (
     Option("batch_size", 4, "Faces per side (src and dst) per iteration.", "Batch_size", "int", valid_range=(1, 64)),
     Option("generic", False, "Train on targets the program makes (the face's landmark hull minus synthetic hands, "
            "hair, glasses, objects and shapes pasted over it) as well as on hand labels, which take precedence; "
-           "without it, a faceset with labels trains on its labelled faces only. A generic model's mask is cut "
+           "without it, training uses the labelled faces of src and dst only (facesets with no labels at all "
+           "switch it on, saved with the model). A generic model's mask is cut "
            "to the landmark hull when applied (its targets never reach past it): for masks past the hull, "
            "train on labels without --generic.", "Generic targets", "bool",
            switch=True, negative="--no-generic", negative_help="train on the labelled faces only (default)"),

@@ -47,13 +47,37 @@ def xseg_masks(meta: Any, shape_hw: tuple[int, int]) -> tuple[np.ndarray, bool]:
     return np.dstack([first, hull]), label is not None
 
 
-def select_faces(records: Sequence[Any], spec: Any, side: str, warned: set[str] | None = None) -> tuple[list, Any]:
+def settle_generic(options: dict[str, Any], given: dict[str, Any], sides: Sequence[tuple[Any, Sequence[Any]]]) -> None:
+    """Facesets with no usable labels on any side train on program-made targets, so the model trains as
+    --generic: its recipe, its targets scored inside the hull and its mask cut to the hull where applied
+    (else it would learn generic targets under DFL's slow recipe and leave noise past the hull). Switched
+    on in `options` (saved with the model; --no-generic switches it off once faces are labelled) and said
+    in one line. `sides`: (folder, faces) pairs; `given`: this run's flags. --no-generic given then is a
+    UserError naming the folder, as DFL stops there ("No segmented faces found"). Labels on one side only
+    are enough: the other side trains on them (select_faces' `pool`)."""
+    from core.errors import UserError
+    if options.get("generic") or any(r.usable_labels for _, records in sides for r in records):
+        return
+    bare = [str(folder) for folder, _ in sides]
+    if given.get("generic") is False:
+        raise UserError("no usable XSeg labels and --no-generic was given: label faces (xseg editor) or train "
+                        "without --no-generic", bare[0])
+    options["generic"] = True
+    log.info(f"XSeg: no labelled faces in {' or '.join(dict.fromkeys(bare))}: training as --generic (program-made "
+             "targets; the mask is cut to the face's hull when applied). Once faces are labelled, --no-generic "
+             "trains on the labels alone.")
+
+
+def select_faces(records: Sequence[Any], spec: Any, side: str, warned: set[str] | None = None,
+                 pool: Sequence[Any] = ()) -> tuple[list, Any]:
     """The faces one side trains on (in drawing proportions), and its spec: with `generic`, all of them,
     the labelled ones repeated to LABELLED_SHARE of the list (labels take precedence); else the labelled
-    ones; a faceset without usable labels trains on generic targets (said in one line) instead of
-    stopping as DFL does ("No segmented faces found"). A face whose labels cannot make a mask is named
-    in one warning line (once per run: `warned` holds the faces named already) and trains on a generic
-    target, or not at all when labels are used alone."""
+    ones, or where the side has none the labelled faces of `pool` (the other side: DFL pools the labels of
+    src and dst, so labelling dst alone trains); with no labels there either, generic targets (said in one
+    line; the trainer has made such a model generic first, settle_generic) instead of stopping as DFL does
+    ("No segmented faces found"). A face whose labels cannot make a mask is named in one warning line (once
+    per run: `warned` holds the faces named already) and trains on a generic target, or not at all when
+    labels are used alone."""
     records = list(records)
     labelled = [r for r in records if r.usable_labels]
     generic = bool(spec.generic) or not labelled
@@ -73,6 +97,10 @@ def select_faces(records: Sequence[Any], spec: Any, side: str, warned: set[str] 
     if labelled:
         log.info(f"XSeg {side}: training on {len(labelled)} labelled faces of {len(records)}")
         return labelled, spec
+    borrowed = [r for r in pool if r.usable_labels]
+    if borrowed:
+        log.info(f"XSeg {side}: no labelled faces: training on the other side's {len(borrowed)} labelled faces")
+        return borrowed, spec
     log.info(f"XSeg {side}: no labelled faces: training on generic (program-made) targets, the face hull "
              f"minus synthetic occluders")
     return records, dataclasses.replace(spec, generic=True)

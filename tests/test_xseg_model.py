@@ -86,6 +86,8 @@ def test_samples_use_hand_labels_and_fall_back_to_generic_targets(facesets, caps
     assert "dst: no labelled faces: training on generic" in capsys.readouterr().err
     everything, generic_spec = select_faces(src, SampleSpec(**{**spec.__dict__, "generic": True}), "src")
     assert len(everything) == len(src) and generic_spec.generic
+    borrowed, borrowed_spec = select_faces(dst, spec, "dst", pool=src)  # DFL pools src and dst labels
+    assert [r.where for r in borrowed] == [r.where for r in labelled] and not borrowed_spec.generic
 
     for records, side_spec in ((labelled, src_spec), (unlabelled, dst_spec)):
         batch = _Producer(records, side_spec, 6, seed=3, ct_source=None, cache_bytes=1 << 26).next_batch()
@@ -217,7 +219,10 @@ def test_train_xseg_through_main_saves_resumes_and_loads_for_masking(facesets, t
             "--model-dir", str(model_dir), "--no-preview", "--silent-start", *TINY_FLAGS]
     r = run_cli(*args, "--target-iteration", "200")
     assert r.returncode == 0, r.stderr + r.stdout
-    assert "dst: no labelled faces: training on generic" in r.stdout + r.stderr
+    # DFL pools the labels of src and dst: the unlabelled dst trains on src's labelled faces, and the model
+    # stays a labels model (its mask is not cut to the hull)
+    assert "dst: no labelled faces: training on the other side's 2 labelled faces" in r.stdout + r.stderr
+    assert "training as --generic" not in r.stdout + r.stderr
     losses = _losses(r.stdout)
     assert losses and losses[-1][0] == 200
     state = model_dir / "new_XSeg_state.npz"
@@ -235,7 +240,7 @@ def test_train_xseg_through_main_saves_resumes_and_loads_for_masking(facesets, t
 
     from models.xseg import load_xseg
     masker = load_xseg(model_dir, precision="float32")
-    assert masker.resolution == 64 and masker.iteration == 204
+    assert masker.resolution == 64 and masker.iteration == 204 and not masker.uses_landmarks
     faces = _faces(src)
     masks = masker.masks(faces)
     assert masks.shape == faces.shape[:3] and 0.0 <= masks.min() and masks.max() <= 1.0
@@ -387,3 +392,35 @@ def test_the_training_preview_shows_the_mask_cut_to_the_hull_for_a_generic_model
             assert np.abs(panel - want).max() <= 2.0
         outside = d_batch.em_mask[..., 0] < 0.5
         assert raw[outside].max() > 0.0  # the untrained net's mask reaches past the hull: the cut shows
+
+
+def test_facesets_without_any_labels_train_a_generic_model_and_no_generic_refuses_them(facesets, tmp_path, capsys):
+    """No labels on either side: the targets are program-made, so the model trains as --generic (its recipe,
+    its mask cut to the hull), saved with it and said in one line; labels on one side keep a labels model;
+    --no-generic with no labels at all stops naming the folder (DFL: "No segmented faces found")."""
+    from core.errors import UserError
+    from models.sample_set import load_faceset
+    from models.xseg_samples import settle_generic
+    src, dst = load_faceset(facesets[0]), load_faceset(facesets[1])
+    options = dict(TINY)
+    settle_generic(options, {}, ((facesets[0], src), (facesets[1], dst)))
+    assert options["generic"] is False
+    settle_generic(options, {}, ((facesets[1], dst), (facesets[1], dst)))
+    assert options["generic"] is True
+    assert f"no labelled faces in {facesets[1]}: training as --generic" in capsys.readouterr().err
+    with pytest.raises(UserError, match="--no-generic") as refused:
+        settle_generic(dict(TINY), {"generic": False}, ((facesets[1], dst), (facesets[1], dst)))
+    assert refused.value.path == facesets[1]
+
+    r = run_cli("train", "--model", "XSeg", "--training-data-src-dir", str(facesets[1]), "--training-data-dst-dir",
+                str(facesets[1]), "--model-dir", str(tmp_path / "m"), "--no-preview", "--silent-start", "--no-generic",
+                *TINY_FLAGS, "--target-iteration", "1")
+    assert r.returncode != 0 and str(facesets[1]) in r.error_lines[0] and "--no-generic" in r.error_lines[0]
+    assert not (tmp_path / "m").exists()  # nothing was created
+    r = run_cli("train", "--model", "XSeg", "--training-data-src-dir", str(facesets[1]), "--training-data-dst-dir",
+                str(facesets[1]), "--model-dir", str(tmp_path / "m"), "--no-preview", "--silent-start",
+                *TINY_FLAGS, "--target-iteration", "1")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "training as --generic" in r.stdout + r.stderr
+    from models.xseg import load_xseg
+    assert load_xseg(tmp_path / "m", precision="float32").uses_landmarks  # saved as generic: cut to the hull
