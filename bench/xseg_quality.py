@@ -26,7 +26,8 @@ Each training prints its wall seconds and the trainer's median ms/it (to size a 
 `--json` as soon as it is measured, so a run stopped by a time limit keeps what it measured.
 `--parallel` trains the folds side by side (a GPU; with JAX set XLA_PYTHON_CLIENT_PREALLOCATE=false).
 `--curve` measures the generic model on the way (the same run); `--set MODULE.NAME JSON` changes a
-module constant in the training process (the recipe, the occluder count) for experiments.
+module constant in the training process and in this one, which builds the model again to measure it (the
+recipe, the occluder count, a network constant) for experiments.
 Prints a table; nothing passes or fails. A machine's other load changes the seconds, not the IoU.
 """
 from __future__ import annotations
@@ -70,12 +71,18 @@ def child_setup(setup: dict) -> None:
     workers: they are spawned, so they import this module again as their __main__'s module (the training
     process runs it with -m) and this runs at import in every one of them."""
     import functools
-    import importlib
 
     import models.xseg_targets as targets
     if not isinstance(targets.occlude, functools.partial):
         targets.occlude = functools.partial(targets.occlude, kinds=tuple(setup["kinds"]))
-    for target, value in setup["sets"]:
+    apply_sets(setup["sets"])
+
+
+def apply_sets(sets: list) -> None:
+    """The --set constants (MODULE.NAME, value): in the training process and in this one, which builds the
+    model again to measure it (a constant may change the network)."""
+    import importlib
+    for target, value in sets:
         module, _, attr = target.rpartition(".")
         setattr(importlib.import_module(module), attr, tuple(value) if isinstance(value, list) else value)
 
@@ -303,7 +310,7 @@ def main() -> None:
     ap.add_argument("--test-occluders", type=int, nargs=2, default=TEST_OCCLUDERS, metavar=("MIN", "MAX"),
                     help="occluders on each held-out face")
     ap.add_argument("--set", nargs=2, action="append", default=[], metavar=("MODULE.NAME", "JSON"),
-                    help="set a module constant in the training process, e.g. models.xseg.RECIPE '\"adam\"' "
+                    help="set a module constant in the training process (and this one), e.g. models.xseg.RECIPE '\"adam\"' "
                          "or models.xseg_samples.OCCLUDER_COUNT '[1, 3]' (experiments)")
     ap.add_argument("--save-facesets", type=Path, default=None,
                     help="copy the extracted src/dst/test facesets here (to carry them to a machine without dlib)")
@@ -315,6 +322,8 @@ def main() -> None:
     ap.add_argument("--work-dir", type=Path, default=None, help="keep facesets and models here (default: a temp dir)")
     args = ap.parse_args()
     sys.path.insert(0, str(REPO))
+    args.set = [(name, json.loads(value)) for name, value in args.set]
+    apply_sets(args.set)
     with tempfile.TemporaryDirectory(prefix="xseg_quality_") as tmp:
         root = args.work_dir or Path(tmp)
         if args.facesets:
@@ -325,7 +334,6 @@ def main() -> None:
             save_facesets(folders, args.save_facesets)
         counts = [len(list(f.glob("*.jpg"))) for f in folders]
         print(f"faces: src {counts[0]}, dst {counts[1]} (training people), test {counts[2]} (held-out people)")
-        args.set = [(name, json.loads(value)) for name, value in args.set]
         rows: list[dict] = []
 
         def report(row: dict) -> None:  # each row as it comes: a run stopped by a time limit keeps what it measured
