@@ -18,6 +18,8 @@ The true region is the landmark hull minus the occluders. Rows:
 - +N labels: the same model trained on for as many iterations again after N of its training faces got
   an occluder of the training kinds painted in and a hand label: polygons traced along the visible
   face (region minus occluder: outlines included, holes excluded), as a careful labeller draws them.
+  `--label-kinds test` paints the test kinds instead (still on the training people, other draws): what a
+  user does whose footage has an obstruction the generic model misses, labelling frames that show it.
 Training runs in a child process (this module again, with XSEG_QUALITY_CHILD set) through main.py's own
 `main()`; the fold's occluder kinds (set on `models.xseg_targets.occlude`) reach its sample workers too, as
 they import this module again when they are spawned (`--sample-workers N`, default 0: in that process).
@@ -272,19 +274,20 @@ def run_fold(name: str, root: Path, folders: tuple[Path, Path, Path], args: argp
         lsrc, ldst = work / "src", work / "dst"
         shutil.copytree(src, lsrc)
         shutil.copytree(dst, ldst)
-        n = add_labels([lsrc, ldst], args.labels, train_kinds, args.seed + 1)
+        label_kinds = test_kinds if args.label_kinds == "test" else train_kinds
+        n = add_labels([lsrc, ldst], args.labels, label_kinds, args.seed + 1)
         run = train(model, lsrc, ldst, 2 * args.iters, train_kinds, args)
         seconds += run["seconds"]
-        measure(f"generic +{n} labels", 2 * args.iters, run)
+        measure(f"generic +{n} labels" + (" (test kinds)" if args.label_kinds == "test" else ""), 2 * args.iters, run)
     return rows
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"\n{'fold':4} {'train kinds':18} {'test kinds':18} {'mask':20} {'iters':>6} {'train s':>8} "
+    print(f"\n{'fold':4} {'train kinds':18} {'test kinds':18} {'mask':31} {'iters':>6} {'train s':>8} "
           f"{'IoU mean':>9} {'pooled':>7} {'>=0.90':>7} {'ms/it':>6}")
     for r in rows:
         ms = f"{r['ms_per_it']:6.0f}" if "ms_per_it" in r else f"{'':6}"
-        print(f"{r['fold']:4} {r['train']:18} {r['test']:18} {r['mask']:20} {r['iters']:6d} {r['train_s']:8.0f} "
+        print(f"{r['fold']:4} {r['train']:18} {r['test']:18} {r['mask']:31} {r['iters']:6d} {r['train_s']:8.0f} "
               f"{r['mean']:9.3f} {r['pooled']:7.3f} {r['at_goal']:7.0%} {ms}")
     print(f"({rows[0]['faces']} held-out faces per fold; goal: IoU >= {GOAL_IOU} where the hull gets <= {HULL_CEILING})")
 
@@ -297,6 +300,9 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=300, help="training iterations for the generic model (the budget)")
     ap.add_argument("--curve", type=int, nargs="*", default=[], help="also measure at these iterations")
     ap.add_argument("--labels", type=int, default=20, help="hand-labelled faces added for the last row (0: skip)")
+    ap.add_argument("--label-kinds", choices=("train", "test"), default="train",
+                    help="the occluders painted into the labelled faces: the fold's training kinds, or its test kinds "
+                         "(the footage's own obstruction, labelled on the training people)")
     ap.add_argument("--resolution", type=int, default=128, help="XSeg resolution (DFL: 256)")
     ap.add_argument("--dims", type=int, default=16, help="XSeg base channels (DFL: 32)")
     ap.add_argument("--batch-size", type=int, default=4)
