@@ -27,6 +27,7 @@ APT_PACKAGES = ("xvfb", "xdotool")
 SCREEN = "1600x1000x24"
 START_TIMEOUT = 20.0
 XDOTOOL_TIMEOUT = 20.0
+SHIFT_PAUSE = 0.3  # seconds between Shift going down and the key (Window.press)
 
 
 @dataclass
@@ -162,8 +163,19 @@ class Window:
         pytest.fail(f"window never reached {width}x{height}: {geometry}")
 
     def press(self, name: str) -> None:
-        """A key press to the window (focused first: no window manager gives it focus)."""
+        """A key press to the window (focused first: no window manager gives it focus). Shift+key is sent
+        as Shift held, a pause, the key: OpenCV's Qt backend reports Shift as a key of its own
+        (core/keys.py), and one waitKey call that finds both presses queued (the window busy merging
+        on a loaded machine) keeps only the last, so a chord sent at once could arrive unshifted."""
         self.server.xdotool("windowfocus", self.wid)
+        if name.startswith("shift+"):
+            self.server.xdotool("keydown", "shift")
+            time.sleep(SHIFT_PAUSE)
+            try:
+                self.server.xdotool("key", name[len("shift+"):])
+            finally:
+                self.server.xdotool("keyup", "shift")
+            return
         self.server.xdotool("key", name)
 
     def key(self, name: str, then_title: str) -> None:
