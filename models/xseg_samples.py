@@ -80,7 +80,8 @@ def select_faces(records: Sequence[Any], spec: Any, side: str, warned: set[str] 
     labels are used alone."""
     records = list(records)
     labelled = [r for r in records if r.usable_labels]
-    generic = bool(spec.generic) or not labelled
+    borrowed = [] if labelled else [r for r in pool if r.usable_labels]
+    generic = bool(spec.generic) or not (labelled or borrowed)
     warned = set() if warned is None else warned
     for r in records:
         if r.label_problems and r.where not in warned:
@@ -97,7 +98,6 @@ def select_faces(records: Sequence[Any], spec: Any, side: str, warned: set[str] 
     if labelled:
         log.info(f"XSeg {side}: training on {len(labelled)} labelled faces of {len(records)}")
         return labelled, spec
-    borrowed = [r for r in pool if r.usable_labels]
     if borrowed:
         log.info(f"XSeg {side}: no labelled faces: training on the other side's {len(borrowed)} labelled faces")
         return borrowed, spec

@@ -165,6 +165,11 @@ def test_labels_that_cannot_make_a_mask_are_skipped_with_one_warning_per_face(fa
     assert set(map(id, chosen)) == set(map(id, records))
     warnings = [line for line in capsys.readouterr().err.splitlines() if "labels are skipped" in line]
     assert len(warnings) == 2 and all("trains on a generic target" in w for w in warnings)
+    broken = records[1:3]  # a side whose only labels are broken trains on the other side's: they are left out
+    chosen, side_spec = select_faces(broken, spec, "dst", pool=records)
+    assert chosen == [records[0]] and not side_spec.generic
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "labels are skipped" in line]
+    assert len(warnings) == 2 and all("left out of training" in w for w in warnings)
     warned: set[str] = set()  # the trainer's: one faceset as src and dst names each face once
     select_faces(records, spec, "src", warned), select_faces(records, spec, "dst", warned)
     assert sum("labels are skipped" in line for line in capsys.readouterr().err.splitlines()) == 2
