@@ -305,8 +305,8 @@ def _preview_faces(model: Any, src_faces: list, dst_faces: list, specs: tuple[An
     for side, faces, spec in (("src", src_faces, specs[0]), ("dst", dst_faces, specs[1])):
         # XSeg keeps the faces' hulls too: its generic masks are shown cut to them (XSeg.preview_images)
         keys = [f"{side}_face", f"{side}_mask"] + ([f"{side}_hull"] if spec.target == "xseg" else [])
-        face = stored.get(keys[0])
-        if any(stored.get(k) is None for k in keys) or face.shape[1:] != (res, res, 3) or len(face) < n:
+        shapes = [(res, res, 3), (res, res, 1), (res, res, 1)]  # a model file's arrays are checked, not trusted
+        if any(np.shape(stored.get(k))[1:] != shape or len(stored[k]) < n for k, shape in zip(keys, shapes)):
             b = preview_batch(faces, spec, n, seed=model.iteration)
             for key, values in zip(keys, (b.target, b.mask, b.em_mask)):
                 stored[key] = (values * 255 + 0.5).astype(np.uint8)
@@ -381,9 +381,9 @@ def train(s: TrainSettings) -> None:
     if src_spec.target == "xseg":  # labelled faces (a side without takes the other's), or generic targets
         from models.xseg_samples import select_faces
         warned: set[str] = set()  # a face on both sides (one faceset for src and dst) is named once
-        src_all = src_faces
-        src_faces, src_spec = select_faces(src_faces, src_spec, "src", warned, pool=dst_faces)
-        dst_faces, dst_spec = select_faces(dst_faces, dst_spec, "dst", warned, pool=src_all)
+        src_all, dst_all = src_faces, dst_faces
+        src_faces, src_spec = select_faces(src_all, src_spec, "src", warned, pool=dst_all)
+        dst_faces, dst_spec = select_faces(dst_all, dst_spec, "dst", warned, pool=src_all)
     preview = _preview_faces(model, src_faces, dst_faces, (src_spec, dst_spec))
     console = Console()
     print(model.summary_text(), end="")

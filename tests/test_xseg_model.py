@@ -397,6 +397,12 @@ def test_the_training_preview_shows_the_mask_cut_to_the_hull_for_a_generic_model
             assert np.abs(panel - want).max() <= 2.0
         outside = d_batch.em_mask[..., 0] < 0.5
         assert raw[outside].max() > 0.0  # the untrained net's mask reaches past the hull: the cut shows
+    # a model file whose stored preview arrays have another shape gets its preview faces made again
+    model.preview_samples["dst_hull"] = np.zeros((len(d_batch), 8, 8, 1), np.uint8)
+    model.preview_samples["src_mask"] = np.zeros((len(s_batch), 64, 64), np.uint8)
+    s_again, d_again = _preview_faces(model, src, dst, specs)
+    assert d_again.em_mask.shape == d_batch.em_mask.shape and s_again.mask.shape == s_batch.mask.shape
+    assert model.preview_samples["dst_hull"].shape[1:] == (64, 64, 1)
 
 
 def test_facesets_without_any_labels_train_a_generic_model_and_no_generic_refuses_them(facesets, tmp_path, capsys):
