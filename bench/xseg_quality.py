@@ -20,6 +20,9 @@ The true region is the landmark hull minus the occluders. Rows:
   face (region minus occluder: outlines included, holes excluded), as a careful labeller draws them.
   `--label-kinds test` paints the test kinds instead (still on the training people, other draws): what a
   user does whose footage has an obstruction the generic model misses, labelling frames that show it.
+`--seen-people` measures every row again on the training people (the dst faceset, fresh draws of the test
+kinds), rows marked "(training people)": a user applies the model to the faces it trained on, and the two
+sets together tell unseen people from unseen occluder kinds.
 Training runs in a child process (this module again, with XSEG_QUALITY_CHILD set) through main.py's own
 `main()`; the fold's occluder kinds (set on `models.xseg_targets.occlude`) reach its sample workers too, as
 they import this module again when they are spawned (`--sample-workers N`, default 0: in that process).
@@ -65,6 +68,7 @@ GOAL_IOU, HULL_CEILING = 0.90, 0.75  # the issue's goal: >= 0.90 where the hull 
 # goal's 0.75 premise (one or two left fold A's hull at 0.80, too light to tell a mask from the hull).
 TEST_OCCLUDERS = (2, 2)
 
+SEEN = " (training people)"  # --seen-people rows
 CHILD_ENV = "XSEG_QUALITY_CHILD"  # JSON {kinds, sets, argv}: set for the training process this bench starts
 
 
@@ -258,11 +262,21 @@ def run_fold(name: str, root: Path, folders: tuple[Path, Path, Path], args: argp
     rows[0].update(kinds)
     report(rows[0])
 
-    def measure(mask: str, iters: int, run: dict) -> None:
-        row = {"fold": name, "mask": mask, "iters": iters, "train_s": seconds, "ms_per_it": run["ms_per_it"],
-               "data_wait_pct": run["data_wait_pct"], **iou_figures(model_masks(model, faces, marks), truth), **kinds}
+    seen = None
+    if args.seen_people:  # the training people (dst faceset), fresh draws of the test kinds
+        seen = held_out_set(dst, test_kinds, args.variants, args.seed + 2, tuple(args.test_occluders))
+        row = {"fold": name, "mask": "hull" + SEEN, "iters": 0, "train_s": 0.0, **iou_figures(seen[2], seen[1]), **kinds}
         rows.append(row)
         report(row)
+
+    def measure(mask: str, iters: int, run: dict) -> None:
+        sets = [("", faces, truth, marks)] + ([(SEEN, seen[0], seen[1], seen[3])] if seen is not None else [])
+        for suffix, set_faces, set_truth, set_marks in sets:
+            row = {"fold": name, "mask": mask + suffix, "iters": iters, "train_s": seconds, "ms_per_it": run["ms_per_it"],
+                   "data_wait_pct": run["data_wait_pct"], **iou_figures(model_masks(model, set_faces, set_marks), set_truth),
+                   **kinds}
+            rows.append(row)
+            report(row)
 
     for iters in sorted({*args.curve, args.iters}):  # the curve: the same run measured on the way
         if iters > args.iters:
@@ -283,11 +297,11 @@ def run_fold(name: str, root: Path, folders: tuple[Path, Path, Path], args: argp
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"\n{'fold':4} {'train kinds':18} {'test kinds':18} {'mask':31} {'iters':>6} {'train s':>8} "
+    print(f"\n{'fold':4} {'train kinds':18} {'test kinds':18} {'mask':44} {'iters':>6} {'train s':>8} "
           f"{'IoU mean':>9} {'pooled':>7} {'>=0.90':>7} {'ms/it':>6}")
     for r in rows:
         ms = f"{r['ms_per_it']:6.0f}" if "ms_per_it" in r else f"{'':6}"
-        print(f"{r['fold']:4} {r['train']:18} {r['test']:18} {r['mask']:31} {r['iters']:6d} {r['train_s']:8.0f} "
+        print(f"{r['fold']:4} {r['train']:18} {r['test']:18} {r['mask']:44} {r['iters']:6d} {r['train_s']:8.0f} "
               f"{r['mean']:9.3f} {r['pooled']:7.3f} {r['at_goal']:7.0%} {ms}")
     print(f"({rows[0]['faces']} held-out faces per fold; goal: IoU >= {GOAL_IOU} where the hull gets <= {HULL_CEILING})")
 
@@ -313,6 +327,9 @@ def main() -> None:
     ap.add_argument("--face-size", type=int, default=128, help="pixel size of the aligned faces")
     ap.add_argument("--variants", type=int, default=2, help="occluded copies of each held-out face")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seen-people", action="store_true",
+                    help="also measure every mask on the training people (the dst faceset, fresh draws of the test kinds): "
+                         "tells people the training never saw from occluder kinds it never saw")
     ap.add_argument("--test-occluders", type=int, nargs=2, default=TEST_OCCLUDERS, metavar=("MIN", "MAX"),
                     help="occluders on each held-out face")
     ap.add_argument("--set", nargs=2, action="append", default=[], metavar=("MODULE.NAME", "JSON"),
