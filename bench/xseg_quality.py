@@ -240,11 +240,13 @@ def train(model_dir: Path, src: Path, dst: Path, iters: int, kinds: tuple[str, .
     return {"seconds": seconds, "ms_per_it": ms, "data_wait_pct": wait}
 
 
-def model_masks(model_dir: Path, faces: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-    """The model's masks as `xseg apply` bakes them (with the faces' landmarks, binarised at 0.5)."""
+def model_masks(model_dir: Path, sets: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+    """The model's masks of each (faces, landmarks) set as `xseg apply` bakes them (with the faces'
+    landmarks, binarised at 0.5); the model is loaded once."""
     from models.xseg import load_xseg
     with _ONE_AT_A_TIME:  # --parallel: the folds' threads do not build Keras models at once
-        return load_xseg(model_dir).masks(faces, landmarks) > 0.5
+        masker = load_xseg(model_dir)
+        return [masker.masks(faces, landmarks) > 0.5 for faces, landmarks in sets]
 
 
 def run_fold(name: str, root: Path, folders: tuple[Path, Path, Path], args: argparse.Namespace,
@@ -271,10 +273,10 @@ def run_fold(name: str, root: Path, folders: tuple[Path, Path, Path], args: argp
 
     def measure(mask: str, iters: int, run: dict) -> None:
         sets = [("", faces, truth, marks)] + ([(SEEN, seen[0], seen[1], seen[3])] if seen is not None else [])
-        for suffix, set_faces, set_truth, set_marks in sets:
+        preds = model_masks(model, [(set_faces, set_marks) for _, set_faces, _, set_marks in sets])
+        for (suffix, _, set_truth, _), pred in zip(sets, preds):
             row = {"fold": name, "mask": mask + suffix, "iters": iters, "train_s": seconds, "ms_per_it": run["ms_per_it"],
-                   "data_wait_pct": run["data_wait_pct"], **iou_figures(model_masks(model, set_faces, set_marks), set_truth),
-                   **kinds}
+                   "data_wait_pct": run["data_wait_pct"], **iou_figures(pred, set_truth), **kinds}
             rows.append(row)
             report(row)
 
